@@ -1,0 +1,183 @@
+"""Suggestion rules: each turns a range-test curve into one learning rate and a reason.
+
+A rule is a pure function ``rule(lrs, smooth) -> Suggestion`` over the finite part of the
+curve, with ``lrs`` and ``smooth`` float64 arrays of equal shape ``(n,)``. Rules look at the
+smoothed loss against log10(LR) (not against the step index or the linear LR, whose slopes
+depend on the ramp). A rule never raises on a curve: when it cannot answer (too few points,
+a loss that never fell) it returns ``lr=None`` and says why.
+
+Rules:
+
+- ``minimum``: the LR at the lowest smoothed loss. Usually too high to train with: it is where
+  the loss is about to blow up.
+- ``min_div10``: the lesson's rule, ``minimum / 10``.
+- ``steepest``: the LR where the smoothed loss falls fastest per decade of LR, searched before
+  the minimum.
+- ``valley``: the idea of fastai's ``valley`` (implemented from its description): find the
+  longest stretch over which the loss keeps decreasing, and take the point half-way along it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from lrscope.errors import invalid
+
+MIN_POINTS = 5
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A rule's answer: ``lr`` (None when the rule cannot answer), the step ``index`` it was
+    read at, and a plain-words ``reason``."""
+
+    rule: str
+    lr: float | None
+    index: int | None
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"rule": self.rule, "lr": self.lr, "index": self.index, "reason": self.reason}
+
+
+Rule = Callable[[np.ndarray, np.ndarray], Suggestion]
+
+
+def _finite_prefix(lrs: np.ndarray, smooth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lrs = np.asarray(lrs, dtype=np.float64).reshape(-1)
+    smooth = np.asarray(smooth, dtype=np.float64).reshape(-1)
+    n = min(lrs.size, smooth.size)
+    lrs, smooth = lrs[:n], smooth[:n]
+    ok = np.isfinite(smooth) & np.isfinite(lrs) & (lrs > 0)
+    stop = int(np.argmin(ok)) if not ok.all() else n
+    return lrs[:stop], smooth[:stop]
+
+
+def _too_short(rule: str, n: int) -> Suggestion | None:
+    if n < MIN_POINTS:
+        return Suggestion(
+            rule,
+            None,
+            None,
+            f"only {n} finite point(s) before the curve ended; a rule needs at least "
+            f"{MIN_POINTS}: lower start_lr or raise steps",
+        )
+    return None
+
+
+def _never_fell(rule: str, smooth: np.ndarray) -> Suggestion | None:
+    if int(np.argmin(smooth)) == 0:
+        return Suggestion(
+            rule,
+            None,
+            None,
+            "the smoothed loss never fell below its first value: the tested range starts "
+            "too high (lower start_lr) or the model is not learning",
+        )
+    return None
+
+
+def minimum(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
+    """LR at the lowest smoothed loss."""
+    lrs, smooth = _finite_prefix(lrs, smooth)
+    early = _too_short("minimum", lrs.size) or _never_fell("minimum", smooth)
+    if early:
+        return early
+    i = int(np.argmin(smooth))
+    return Suggestion(
+        "minimum", float(lrs[i]), i, f"lowest smoothed loss ({smooth[i]:.4g}) at step {i}"
+    )
+
+
+def min_div10(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
+    """The lesson's rule: the LR at the lowest smoothed loss, divided by 10."""
+    found = minimum(lrs, smooth)
+    if found.lr is None:
+        return Suggestion("min_div10", None, None, found.reason)
+    lr = found.lr / 10.0
+    lrs_f, _ = _finite_prefix(lrs, smooth)
+    index = int(np.argmin(np.abs(np.log10(lrs_f) - np.log10(lr))))
+    if lr < lrs_f[0]:
+        return Suggestion(
+            "min_div10",
+            None,
+            None,
+            f"minimum/10 = {lr:.3g} is below the tested range "
+            f"(start {lrs_f[0]:.3g}): lower start_lr",
+        )
+    return Suggestion(
+        "min_div10", lr, index, f"a tenth of the LR at the lowest loss ({found.lr:.3g})"
+    )
+
+
+def _log_slope(lrs: np.ndarray, smooth: np.ndarray) -> np.ndarray:
+    log_lr = np.log10(lrs)
+    if np.ptp(log_lr) == 0:
+        return np.zeros_like(smooth)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        slope = np.gradient(smooth, log_lr)
+    return np.where(np.isfinite(slope), slope, 0.0)
+
+
+def steepest(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
+    """LR of the most negative slope d(smoothed loss)/d(log10 LR), before the minimum."""
+    lrs, smooth = _finite_prefix(lrs, smooth)
+    early = _too_short("steepest", lrs.size) or _never_fell("steepest", smooth)
+    if early:
+        return early
+    stop = int(np.argmin(smooth)) + 1
+    slope = _log_slope(lrs, smooth)[:stop]
+    i = int(np.argmin(slope))
+    if not slope[i] < 0:
+        return Suggestion("steepest", None, None, "the smoothed loss never decreases with LR")
+    return Suggestion(
+        "steepest", float(lrs[i]), i, f"loss falls fastest here ({slope[i]:.3g} per decade of LR)"
+    )
+
+
+def valley(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
+    """Half-way along the longest decreasing run of the smoothed loss (fastai's idea)."""
+    lrs, smooth = _finite_prefix(lrs, smooth)
+    early = _too_short("valley", lrs.size) or _never_fell("valley", smooth)
+    if early:
+        return early
+    n = smooth.size
+    # Longest strictly decreasing subsequence ending at each point, O(n^2) like the original
+    # idea; n is the number of range-test steps (hundreds), so this is cheap.
+    length = np.ones(n, dtype=np.int64)
+    start = np.arange(n)
+    for j in range(1, n):
+        lower = np.flatnonzero(smooth[:j] > smooth[j])
+        if lower.size:
+            best = lower[np.argmax(length[lower])]
+            if length[best] + 1 > length[j]:
+                length[j] = length[best] + 1
+                start[j] = start[best]
+    end = int(np.argmax(length))
+    begin = int(start[end])
+    i = begin + (end - begin) // 2
+    return Suggestion(
+        "valley", float(lrs[i]), i, f"half-way along the longest descent (steps {begin}..{end})"
+    )
+
+
+RULES: dict[str, Rule] = {
+    "minimum": minimum,
+    "min_div10": min_div10,
+    "steepest": steepest,
+    "valley": valley,
+}
+
+#: The rule used when none is named: the lesson's rule for now; benchmarks/quality (issue 8) is
+#: where the default gets chosen by measured regret against grid search.
+DEFAULT_RULE = "min_div10"
+
+
+def apply_rule(rule: str, lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
+    """Run the rule named ``rule`` (one of :data:`RULES`)."""
+    if rule not in RULES:
+        raise invalid("rule", f"must be one of {sorted(RULES)}", rule=rule)
+    return RULES[rule](lrs, smooth)

@@ -1,0 +1,1 @@
+"""The course lesson, exactly: gradient descent on noisy linear data (NumPy only)."""

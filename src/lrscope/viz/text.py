@@ -1,0 +1,50 @@
+"""Plain-text tables for the terminal: readable without the HTML report, stable for golden
+tests (no colour codes, no terminal-width dependence)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lrscope.core.result import RangeTestResult
+
+
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], align: str | None = None
+) -> str:
+    """Columns padded to their widest cell; ``align`` has one of ``l``/``r`` per column
+    (default: right-aligned except the last column).
+
+    >>> print(format_table(["a", "bb"], [[1, "x"], [22, "yy"]]))
+     a  bb
+     1  x
+    22  yy
+    """
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    align = align or "r" * (len(headers) - 1) + "l"
+    lines = []
+    for row in cells:
+        parts = [
+            c.rjust(w) if a == "r" else c.ljust(w)
+            for c, w, a in zip(row, widths, align, strict=True)
+        ]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def describe_stop(result: RangeTestResult) -> str:
+    """``completed`` / ``diverged at step 94 (lr=5.1)`` / ... in plain words."""
+    if result.stop_reason == "completed" or result.stop_step is None:
+        return result.stop_reason
+    step = min(result.stop_step, result.n_steps - 1)
+    lr = f" (lr={result.lr[step]:.3g})" if result.n_steps else ""
+    return f"{result.stop_reason} at step {result.stop_step}{lr}"
+
+
+def suggestions_table(result: RangeTestResult) -> str:
+    """One row per rule: the suggested LR (or '-') and the rule's reason."""
+    rows = [
+        [name, f"{s.lr:.4g}" if s.lr is not None else "-", s.reason]
+        for name, s in result.suggestions().items()
+    ]
+    return format_table(["rule", "suggested lr", "why"], rows, align="lrl")

@@ -1,0 +1,178 @@
+import numpy as np
+import pytest
+
+from lrscope import (
+    DivergenceError,
+    FunctionTrainer,
+    InvalidParameterError,
+    TrainerError,
+    find_lr,
+    range_test,
+)
+from lrscope.lab.linreg import linreg_trainer
+from lrscope.testing import check_trainer, state_differences
+
+
+class Quadratic:
+    """Minimise 0.5 * a * w^2 by GD: loss after a step is exactly known."""
+
+    def __init__(self, a=2.0, w=1.0, fail_at=None, interrupt_at=None):
+        self.a, self.w = a, np.float64(w)
+        self.calls = []
+        self.fail_at, self.interrupt_at = fail_at, interrupt_at
+        self.rng = np.random.default_rng(0)
+
+    def run(self, lrs):
+        out = []
+        for lr in lrs:
+            step = len(self.calls)
+            if step == self.fail_at:
+                raise RuntimeError("boom")
+            if step == self.interrupt_at:
+                raise KeyboardInterrupt
+            self.calls.append(float(lr))
+            out.append(0.5 * self.a * self.w**2)
+            self.w = self.w - lr * self.a * self.w + 1e-3 * self.rng.standard_normal()
+        return np.array(out)
+
+    def snapshot(self):
+        return {"w": self.w.copy(), "rng": self.rng.bit_generator.state}
+
+    def restore(self, state):
+        self.w = state["w"].copy()
+        self.rng.bit_generator.state = state["rng"]
+
+
+def test_steps_use_the_ramp_and_chunks_do_not_change_losses():
+    a = Quadratic()
+    b = Quadratic()
+    ra = range_test(a, start_lr=1e-3, end_lr=0.5, steps=40, chunk_size=1)
+    rb = range_test(b, start_lr=1e-3, end_lr=0.5, steps=40, chunk_size=7)
+    np.testing.assert_array_equal(ra.loss, rb.loss)
+    np.testing.assert_array_equal(np.array(a.calls), ra.lr)
+    assert ra.stop_reason == "completed" and ra.n_steps == 40
+
+
+def test_restore_is_bitwise_after_divergence():
+    t = Quadratic()
+    before = t.snapshot()
+    result = range_test(t, start_lr=1e-3, end_lr=100.0, steps=100)
+    assert result.stop_reason in ("diverged", "non_finite")
+    assert result.n_steps < 100
+    assert state_differences(before, t.snapshot()) == []
+
+
+def test_divergence_on_quadratic_is_past_the_closed_form_bound():
+    # GD on 0.5 a w^2 diverges iff lr > 2/a; the stop must come after that LR
+    t = Quadratic(a=2.0)
+    result = range_test(t, start_lr=1e-3, end_lr=100.0, steps=200, chunk_size=1)
+    assert result.lr[result.stop_step] > 2 / 2.0
+
+
+def test_interrupt_returns_partial_result_and_restores():
+    t = Quadratic(interrupt_at=25)
+    before = t.snapshot()
+    result = range_test(t, start_lr=1e-3, end_lr=0.5, steps=100, chunk_size=10)
+    assert result.stop_reason == "interrupted"
+    assert result.n_steps == 20 and result.stop_step == 20
+    assert state_differences(before, t.snapshot()) == []
+
+
+def test_exception_propagates_after_restore():
+    t = Quadratic(fail_at=13)
+    before = t.snapshot()
+    with pytest.raises(RuntimeError, match="boom"):
+        range_test(t, start_lr=1e-3, end_lr=0.5, steps=50)
+    assert state_differences(before, t.snapshot()) == []
+
+
+def test_raise_on_divergence_raises_after_restore_with_the_result():
+    t = Quadratic()
+    before = t.snapshot()
+    with pytest.raises(DivergenceError) as info:
+        range_test(t, start_lr=1e-3, end_lr=100.0, steps=100, raise_on_divergence=True)
+    assert info.value.result.stop_reason in ("diverged", "non_finite")
+    assert state_differences(before, t.snapshot()) == []
+
+
+def test_wrong_number_of_losses_is_a_trainer_error():
+    class Bad(Quadratic):
+        def run(self, lrs):
+            return np.zeros(len(lrs) + 1)
+
+    with pytest.raises(TrainerError, match=r"one scalar loss per step"):
+        range_test(Bad(), start_lr=1e-3, end_lr=1.0, steps=10)
+
+
+def test_not_a_trainer_is_a_type_error():
+    with pytest.raises(TypeError, match=r"`trainer` must implement run"):
+        range_test(object(), start_lr=1e-3, end_lr=1.0, steps=10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"chunk_size": 0}, "`chunk_size`"),
+        ({"beta": 1.0}, "`beta`"),
+        ({"diverge_factor": -1.0}, "`diverge_factor`"),
+        ({"eval_every": 5}, "evaluate"),
+    ],
+)
+def test_bad_engine_options_are_refused(kwargs, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        range_test(Quadratic(), start_lr=1e-3, end_lr=1.0, steps=10, **kwargs)
+
+
+def test_eval_every_records_held_out_loss():
+    t = Quadratic()
+    t.evaluate = lambda: float(t.w**2)
+    result = range_test(t, start_lr=1e-3, end_lr=0.5, steps=30, eval_every=10, chunk_size=5)
+    np.testing.assert_array_equal(result.val_step, [10, 20, 30])
+    assert result.val_loss.shape == (3,)
+
+
+def test_function_trainer_passes_the_conformance_suite(lesson_data):
+    check_trainer(linreg_trainer(lesson_data), diverge_lr=100.0)
+
+
+def test_check_trainer_catches_a_restore_that_forgets_state():
+    t = Quadratic()
+    t.restore = lambda state: None  # forgets everything
+    with pytest.raises(AssertionError, match="restore did not bring back"):
+        check_trainer(t)
+
+
+def test_check_trainer_catches_unsaved_rng():
+    t = Quadratic()
+    t.snapshot = lambda: {"w": t.w.copy()}
+    t.restore = lambda s: setattr(t, "w", s["w"].copy())
+    with pytest.raises(AssertionError, match="replay after restore gave other losses"):
+        check_trainer(t)
+
+
+def test_find_lr_on_plain_callables_restores_state():
+    state = {"w": 5.0}
+
+    def step(lr):
+        loss = state["w"] ** 2
+        state["w"] -= lr * 2 * state["w"]
+        return loss
+
+    result = find_lr(
+        step,
+        snapshot=lambda: dict(state),
+        restore=state.update,
+        start_lr=1e-4,
+        end_lr=10.0,
+        steps=60,
+    )
+    assert state == {"w": 5.0}
+    assert result.stop_reason in ("diverged", "non_finite")
+    # the quadratic w^2 diverges above lr = 1; the best suggestion must be below it
+    assert result.suggest("min_div10").lr < 1.0
+
+
+def test_function_trainer_rejects_non_scalar_losses():
+    t = FunctionTrainer(lambda lr: np.ones(3), dict, lambda s: None)
+    with pytest.raises(TrainerError, match="scalar loss"):
+        t.run(np.array([0.1]))
