@@ -52,3 +52,9 @@ bench: $(VENV)/.all-installed
 
 clean:
 	rm -rf $(VENV) lrscope-demo .pytest_cache .ruff_cache .mypy_cache
+
+# Peer LR finders (torch-lr-finder, fastai, Lightning) in their own venv, .venv-bench, for
+# benchmarks/bench_torch.py (which reports them as "not installed" without it).
+.PHONY: bench-peers
+bench-peers:
+	bash benchmarks/peers/setup.sh

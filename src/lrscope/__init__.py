@@ -14,7 +14,9 @@ from lrscope.core.rangetest import range_test
 from lrscope.core.result import RangeTestResult
 from lrscope.core.rules import RULES, Suggestion
 from lrscope.core.smoothing import smooth_loss
+from lrscope.core.sweep import SweepResult
 from lrscope.core.trainer import Trainer
+from lrscope.core.verify import VerifyResult, verify
 from lrscope.errors import (
     DivergenceError,
     InvalidParameterError,
@@ -24,6 +26,7 @@ from lrscope.errors import (
     TrainerError,
 )
 from lrscope.lab.lesson import LessonResult, run_lesson
+from lrscope.sweeping import sweep
 
 __all__ = [
     "RULES",
@@ -36,12 +39,16 @@ __all__ = [
     "RangeTestResult",
     "ResultFormatError",
     "Suggestion",
+    "SweepResult",
     "Trainer",
     "TrainerError",
+    "VerifyResult",
     "__version__",
     "find_lr",
     "lr_ramp",
     "range_test",
     "run_lesson",
     "smooth_loss",
+    "sweep",
+    "verify",
 ]

@@ -17,7 +17,7 @@ from lrscope.commands import UsageError
 from lrscope.errors import LRScopeError
 
 #: Subcommands, in the order ``--help`` lists them; each is a module in lrscope.commands.
-COMMANDS = ("demo",)
+COMMANDS = ("demo", "find", "sweep", "report")
 
 
 class _Parser(argparse.ArgumentParser):

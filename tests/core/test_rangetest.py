@@ -176,3 +176,19 @@ def test_function_trainer_rejects_non_scalar_losses():
     t = FunctionTrainer(lambda lr: np.ones(3), dict, lambda s: None)
     with pytest.raises(TrainerError, match="scalar loss"):
         t.run(np.array([0.1]))
+
+
+def test_non_finite_loss_stops_even_when_divergence_does_not(lesson_data):
+    result = range_test(
+        linreg_trainer(lesson_data), start_lr=1e-3, end_lr=1e6, steps=100, stop_on_divergence=False
+    )
+    assert result.stop_reason == "non_finite"
+    assert np.isfinite(result.loss[: result.stop_step]).all()
+    assert not np.isfinite(result.loss[result.stop_step])
+
+
+def test_smoothed_curve_of_the_result_equals_smoothing_the_raw_curve():
+    from lrscope import smooth_loss
+
+    result = range_test(Quadratic(), start_lr=1e-3, end_lr=0.5, steps=64, chunk_size=5)
+    np.testing.assert_array_equal(result.smooth_loss, smooth_loss(result.loss, result.beta))

@@ -4,6 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lrscope.core.rules import DEFAULT_RULE, MIN_POINTS, RULES, apply_rule
+from lrscope.core.smoothing import smooth_loss
 
 
 def bowl_curve(n=100):
@@ -74,6 +75,92 @@ def test_any_curve_gives_an_lr_inside_the_range_or_a_reason(rule, values, start,
     n = len(values)
     lrs = np.logspace(start, start + span, n) if n else np.zeros(0)
     s = apply_rule(rule, lrs, np.array(values, dtype=np.float64))
+    if s.lr is None:
+        assert s.reason
+    else:
+        assert lrs[0] <= s.lr <= lrs[-1]
+        assert s.index is not None and 0 <= s.index < n
+
+
+# -- edge (lrscope's rule) -------------------------------------------------------------------
+def ramp_curve(n=100):
+    """A range-test-like raw curve: slow fall, sharp minimum at a known step, then blow-up."""
+    lrs = np.logspace(-7, 1, n)
+    x = np.log10(lrs)
+    edge_at = int(0.8 * n)
+    raw = 2.0 - 1.5 / (1 + np.exp(-2 * (x + 3)))
+    raw[edge_at + 1 :] += np.exp(np.arange(1, n - edge_at)) * 0.05
+    return lrs, raw, edge_at
+
+
+def near_edge(lr, lrs, edge_at):
+    """``lr`` is a third of a step at most one half-window (3 steps) before the true minimum:
+    a centred median moves a minimum with a steep right side left, never right."""
+    return any(lr == pytest.approx(lrs[i] / 3) for i in range(edge_at - 3, edge_at + 1))
+
+
+def test_edge_is_a_third_of_the_lag_free_minimum():
+    lrs, raw, edge_at = ramp_curve()
+    s = apply_rule("edge", lrs, smooth_loss(raw), raw)
+    assert near_edge(s.lr, lrs, edge_at)
+    assert s.index == int(np.argmin(np.abs(np.log10(lrs) - np.log10(s.lr))))
+
+
+@pytest.mark.parametrize("shift", [-20, -7, 5])
+def test_edge_moves_with_the_minimum(shift):
+    """Moving the minimum by k steps moves the suggestion by exactly k steps (in log LR)."""
+    lrs = np.logspace(-7, 1, 101)
+    step = np.log10(lrs[1] / lrs[0])
+    base = np.abs(np.log10(lrs) + 1.0) + 0.3 * np.maximum(np.log10(lrs) + 1.0, 0) ** 2
+    moved = np.abs(np.log10(lrs) + 1.0 - shift * step)
+    moved += 0.3 * np.maximum(np.log10(lrs) + 1.0 - shift * step, 0) ** 2
+    a = apply_rule("edge", lrs, smooth_loss(base), base).lr
+    b = apply_rule("edge", lrs, smooth_loss(moved), moved).lr
+    assert np.log10(b / a) == pytest.approx(shift * step)
+
+
+def test_edge_reads_the_raw_curve_not_the_lagging_ema():
+    lrs, raw, edge_at = ramp_curve()
+    lagging = apply_rule("minimum", lrs, smooth_loss(raw))
+    assert lagging.index > edge_at  # the debiased EMA bottoms out late
+    assert near_edge(apply_rule("edge", lrs, smooth_loss(raw), raw).lr, lrs, edge_at)
+
+
+def test_edge_ignores_a_single_spike():
+    lrs, raw, _ = ramp_curve()
+    spiky = raw.copy()
+    spiky[40] = -5.0  # one absurd low reading far from the edge
+    assert apply_rule("edge", lrs, smooth_loss(spiky), spiky).lr == (
+        apply_rule("edge", lrs, smooth_loss(raw), raw).lr
+    )
+
+
+def test_edge_refuses_a_flat_noisy_curve():
+    lrs = np.logspace(-7, 1, 100)
+    raw = 2.3 + 0.05 * np.random.default_rng(0).standard_normal(100)
+    s = apply_rule("edge", lrs, smooth_loss(raw), raw)
+    assert s.lr is None and "never fell clearly" in s.reason
+
+
+def test_result_suggest_passes_the_raw_loss_to_edge():
+    from lrscope.core.result import RangeTestResult
+
+    lrs, raw, edge_at = ramp_curve()
+    result = RangeTestResult(
+        lr=lrs, loss=raw, smooth_loss=smooth_loss(raw), stop_reason="completed",
+        stop_step=None, start_lr=1e-7, end_lr=10.0, steps=100,
+    )  # fmt: skip
+    assert result.suggest("edge").lr == apply_rule("edge", lrs, result.smooth_loss, raw).lr
+    assert near_edge(result.suggest("edge").lr, lrs, edge_at)
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+@given(values=curves, start=st.floats(-9, 0), span=st.floats(0.5, 12))
+def test_any_raw_curve_gives_an_lr_inside_the_range_or_a_reason(rule, values, start, span):
+    n = len(values)
+    lrs = np.logspace(start, start + span, n) if n else np.zeros(0)
+    raw = np.array(values, dtype=np.float64)
+    s = apply_rule(rule, lrs, smooth_loss(raw), raw)
     if s.lr is None:
         assert s.reason
     else:

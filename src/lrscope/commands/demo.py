@@ -1,4 +1,5 @@
-"""``lrscope demo``: the lesson "learning rate vs steps" on NumPy."""
+"""``lrscope demo``: the lesson "learning rate vs steps" on NumPy (or, with ``--framework``,
+TensorFlow, PyTorch or JAX)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from lrscope.commands import UsageError, integer, positive_float, positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
+    from lrscope.core.result import RangeTestResult
     from lrscope.lab.lesson import LessonResult
 
 HELP = "the lesson: GD on noisy linear data, learning rate vs steps"
@@ -47,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--range-steps", type=positive_int, default=100, help="range test steps (default 100)"
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    parser.add_argument(
+        "--framework",
+        choices=("numpy", "tensorflow", "torch", "jax"),
+        default="numpy",
+        help="run the GD and the range test in this framework (default numpy); "
+        "the numbers agree to float32 round-off",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.range_steps < 2:
         raise UsageError(f"argument --range-steps: must be >= 2 (got {args.range_steps})")
+    from lrscope.lab.lesson_sweep import LESSON_SWEEP_LRS
+
     lesson = run_lesson(
         lrs=args.lrs or LESSON_LRS,
         steps=args.steps,
@@ -67,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         range_start_lr=args.start_lr,
         range_end_lr=args.end_lr,
         range_steps=args.range_steps,
+        sweep_lrs=LESSON_SWEEP_LRS,
+        framework=args.framework,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     written = [lesson.save(args.out / "demo.json")]
@@ -74,6 +87,12 @@ def run(args: argparse.Namespace) -> int:
         from lrscope.viz.lesson_files import write_lesson_pngs
 
         written += write_lesson_pngs(lesson, args.out)
+        if lesson.sweep is not None:
+            from lrscope.viz.sweep_plots import write_sweep_pngs
+
+            written += write_sweep_pngs(lesson.sweep, args.out, lesson.stability.lr_diverge)
+        lesson.to_html(args.out / "report.html")  # interactive, self-contained
+        written.append(args.out / "report.html")
     print(lesson_summary(lesson, args.seed))
     print("\nwrote " + ", ".join(str(p) for p in written))
     return 0
@@ -94,7 +113,7 @@ def lesson_summary(lesson: LessonResult, seed: int) -> str:
     rt = lesson.range_test
     return "\n".join(
         [
-            f"lrscope demo: the lesson 'learning rate vs steps' (NumPy, float32, "
+            f"lrscope demo: the lesson 'learning rate vs steps' ({_framework_name(rt)}, float32, "
             f"{lesson.data.x.size} points, seed {seed})",
             "",
             f"closed form (least squares): w* = {w_star:.6f}, b* = {b_star:.6f}",
@@ -108,7 +127,29 @@ def lesson_summary(lesson: LessonResult, seed: int) -> str:
             f"LR range test: {rt.start_lr:g} -> {rt.end_lr:g} over {rt.steps} steps, "
             f"{describe_stop(rt)}",
             suggestions_table(rt),
+            *_map_lines(lesson),
             "",
             "In plain words: " + lesson.reading(),
         ]
     )
+
+
+def _framework_name(test: RangeTestResult) -> str:
+    from lrscope.lab.frameworks import DISPLAY_NAMES
+
+    return DISPLAY_NAMES.get(str(test.metadata.get("framework", "numpy")), "NumPy")
+
+
+def _map_lines(lesson: LessonResult) -> list[str]:
+    """The LR x steps map's table: best LR per budget (nothing when the lesson has no map)."""
+    if lesson.sweep is None:
+        return []
+    from lrscope.viz.sweep_text import budget_table
+
+    m = lesson.sweep
+    return [
+        "",
+        f"LR x steps map: {m.lrs.size} LRs from {m.lrs.min():g} to {m.lrs.max():g}, "
+        f"{m.steps} steps each; best LR per budget (loss after that many steps):",
+        budget_table(m),
+    ]

@@ -11,7 +11,7 @@ import numpy as np
 from lrscope.core.progress import Progress
 from lrscope.core.ramp import lr_ramp
 from lrscope.core.result import RangeTestResult
-from lrscope.core.smoothing import smooth_loss
+from lrscope.core.smoothing import RunningSmoother
 from lrscope.core.stopping import check_stop
 from lrscope.core.trainer import Trainer
 from lrscope.errors import DivergenceError, TrainerError, invalid
@@ -101,6 +101,8 @@ def range_test(
     chunk = chunk_size or auto_chunk(steps)
 
     losses: list[np.ndarray] = []
+    smoothed: list[np.ndarray] = []
+    smoother = RunningSmoother(beta)
     val_step: list[int] = []
     val_loss: list[float] = []
     stop_reason, stop_step = "completed", None
@@ -112,14 +114,23 @@ def range_test(
         while done < len(lrs):
             part = lrs[done : done + chunk]
             losses.append(_as_losses(trainer.run(part), len(part)))
+            smoothed.append(smoother.extend(losses[-1]))
             done += len(part)
             if evaluate is not None and eval_every and done % eval_every < len(part):
                 val_step.append(done)
                 val_loss.append(float(evaluate()))
             raw = np.concatenate(losses)
             meter.update(done, float(raw[-1]))
-            reason, index = check_stop(smooth_loss(raw, beta), raw, diverge_factor)
-            if reason == "non_finite" or (reason == "diverged" and stop_on_divergence):
+            reason, index = check_stop(np.concatenate(smoothed), raw, diverge_factor)
+            if reason == "diverged" and not stop_on_divergence:
+                # keep going past a divergence, but never past a non-finite loss
+                finite = np.isfinite(raw)
+                reason, index = (
+                    ("non_finite", int(np.argmin(finite)))
+                    if not finite.all()
+                    else ("completed", raw.size)
+                )
+            if reason in ("non_finite", "diverged"):
                 stop_reason, stop_step = reason, index
                 break
     except KeyboardInterrupt:
@@ -133,7 +144,7 @@ def range_test(
     result = RangeTestResult(
         lr=lrs[: raw.size].copy(),
         loss=raw,
-        smooth_loss=smooth_loss(raw, beta),
+        smooth_loss=np.concatenate(smoothed) if smoothed else np.zeros(0),
         stop_reason=stop_reason,
         stop_step=stop_step,
         start_lr=float(start_lr),

@@ -60,11 +60,18 @@ class RangeTestResult:
         >>> result.suggest("min_div10").lr  # doctest: +SKIP
         0.0316
         """
-        return apply_rule(rule or DEFAULT_RULE, self.lr, self.smooth_loss)
+        return apply_rule(rule or DEFAULT_RULE, self.lr, self.smooth_loss, self.loss)
 
     def suggestions(self, rules: list[str] | None = None) -> dict[str, Suggestion]:
         """Every rule's suggestion (or those named), keyed by rule name."""
         return {name: self.suggest(name) for name in (rules or list(RULES))}
+
+    def quality(self) -> Any:
+        """Quality flags and an interval for the default suggestion
+        (:class:`lrscope.core.confidence.Quality`): how far to trust this curve."""
+        from lrscope.core.confidence import assess
+
+        return assess(self)
 
     @property
     def n_steps(self) -> int:
@@ -80,6 +87,20 @@ class RangeTestResult:
         from lrscope.viz.plots import plot_range_test
 
         return plot_range_test(self, ax=ax, rules=rules, show_raw=show_raw)
+
+    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The self-contained HTML report (plotly.js inlined, opens offline); written
+        atomically to ``path`` when given. Returns the HTML text."""
+        from lrscope.viz.report import to_html
+
+        return to_html(self, path)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the interactive curve and the rules table (see
+        :func:`lrscope.viz.report.repr_html` for the size)."""
+        from lrscope.viz.report import repr_html
+
+        return repr_html(self)
 
     # -- equality ----------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:

@@ -15,6 +15,18 @@ Rules:
   the minimum.
 - ``valley``: the idea of fastai's ``valley`` (implemented from its description): find the
   longest stretch over which the loss keeps decreasing, and take the point half-way along it.
+- ``edge``: lrscope's rule. A third of the LR at the lowest point of the *raw* loss smoothed
+  without lag (a centred running median). The debiased EMA lags the ramp by tens of steps, so
+  its minimum sits well past the point where training became unstable (about 5x the
+  divergence LR on the lesson at 100 steps); the centred median has no lag and ignores single
+  spikes. The minimum of the raw curve is where the ramp has just crossed the stability edge;
+  a third of it (half a decade) lands near the best fixed LR on the quality benchmark
+  (``benchmarks/bench_quality.py``), where too high costs far more than too low. The loss must
+  fall by more than twice its starting noise, so a flat noisy curve gives no answer instead of
+  a noise dip.
+
+A rule takes an optional third argument ``loss``, the raw per-step losses; rules that do not
+use it ignore it, and ``edge`` falls back to the smoothed curve when it is missing.
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ class Suggestion:
         return {"rule": self.rule, "lr": self.lr, "index": self.index, "reason": self.reason}
 
 
-Rule = Callable[[np.ndarray, np.ndarray], Suggestion]
+Rule = Callable[..., Suggestion]
 
 
 def _finite_prefix(lrs: np.ndarray, smooth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +92,7 @@ def _never_fell(rule: str, smooth: np.ndarray) -> Suggestion | None:
     return None
 
 
-def minimum(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
+def minimum(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) -> Suggestion:
     """LR at the lowest smoothed loss."""
     lrs, smooth = _finite_prefix(lrs, smooth)
     early = _too_short("minimum", lrs.size) or _never_fell("minimum", smooth)
@@ -92,7 +104,7 @@ def minimum(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
     )
 
 
-def min_div10(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
+def min_div10(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) -> Suggestion:
     """The lesson's rule: the LR at the lowest smoothed loss, divided by 10."""
     found = minimum(lrs, smooth)
     if found.lr is None:
@@ -122,7 +134,7 @@ def _log_slope(lrs: np.ndarray, smooth: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(slope), slope, 0.0)
 
 
-def steepest(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
+def steepest(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) -> Suggestion:
     """LR of the most negative slope d(smoothed loss)/d(log10 LR), before the minimum."""
     lrs, smooth = _finite_prefix(lrs, smooth)
     early = _too_short("steepest", lrs.size) or _never_fell("steepest", smooth)
@@ -138,7 +150,7 @@ def steepest(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
     )
 
 
-def valley(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
+def valley(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) -> Suggestion:
     """Half-way along the longest decreasing run of the smoothed loss (fastai's idea)."""
     lrs, smooth = _finite_prefix(lrs, smooth)
     early = _too_short("valley", lrs.size) or _never_fell("valley", smooth)
@@ -164,20 +176,83 @@ def valley(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
     )
 
 
+#: Half-width of the centred median as a share of the curve length (3 points at 100 steps).
+EDGE_WINDOW = 1 / 33
+#: How far below the lag-free minimum ``edge`` goes: half a decade.
+EDGE_FACTOR = 3.0
+
+
+def _centred_median(values: np.ndarray, half_width: int) -> np.ndarray:
+    """Running median over ``2 * half_width + 1`` points, centred (no lag), shrunk at the ends."""
+    n = values.size
+    return np.array(
+        [np.median(values[max(0, i - half_width) : min(n, i + half_width + 1)]) for i in range(n)]
+    )
+
+
+def edge(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) -> Suggestion:
+    """A third of the LR at the lowest lag-free smoothed loss (lrscope's rule; see above)."""
+    curve = smooth if loss is None else loss
+    lrs, curve = _finite_prefix(lrs, curve)
+    early = _too_short("edge", lrs.size)
+    if early:
+        return early
+    centred = _centred_median(curve, max(1, round(lrs.size * EDGE_WINDOW)))
+    lowest = int(np.argmin(centred))
+    noise = float(np.std(curve[: min(curve.size, 10)]))
+    fall = float(centred[0] - centred[lowest])
+    if lowest == 0 or not fall > 2.0 * noise:
+        return Suggestion(
+            "edge",
+            None,
+            None,
+            "the loss never fell clearly below its first values (fall "
+            f"{max(fall, 0.0):.3g} vs noise {noise:.3g}): the tested range starts too high "
+            "(lower start_lr), ends too low (raise end_lr) or the model is not learning",
+        )
+    lr = float(lrs[lowest]) / EDGE_FACTOR
+    if lr < lrs[0]:
+        return Suggestion(
+            "edge",
+            None,
+            None,
+            f"a third of the edge ({lrs[lowest]:.3g}) is below the tested range "
+            f"(start {lrs[0]:.3g}): lower start_lr",
+        )
+    index = int(np.argmin(np.abs(np.log10(lrs) - np.log10(lr))))
+    return Suggestion(
+        "edge",
+        lr,
+        index,
+        f"a third of {lrs[lowest]:.3g}, where the loss (centred median) was lowest, at step "
+        f"{lowest}",
+    )
+
+
 RULES: dict[str, Rule] = {
+    "edge": edge,
     "minimum": minimum,
     "min_div10": min_div10,
     "steepest": steepest,
     "valley": valley,
 }
 
-#: The rule used when none is named: the lesson's rule for now; benchmarks/quality (issue 8) is
-#: where the default gets chosen by measured regret against grid search.
+#: The rule used when none is named, chosen by benchmarks/bench_quality.py (table in
+#: benchmarks/results/quality.md, method in docs/quality.md). It measured regret = test loss
+#: after the budget at the suggested LR / best loss over a log grid (13-17 LRs, 5 seeds, same
+#: start) on the lesson, a digits MLP (Adam), a digits CNN (SGD momentum 0.9) and a character
+#: LM (AdamW), two budgets each. ``min_div10`` has the lowest worst-case regret of the rules
+#: (3.8) and beats every peer default (fastai valley, Lightning, torch-lr-finder) on median and
+#: worst. ``edge`` has a lower median (1.04 vs 1.08) but a worse worst case (9.8) and, on the
+#: lesson's 100-step range test, suggests 0.83: above the exact divergence bound 2/lambda_max =
+#: 0.76. A default must not do that, so worst case decides; ``edge`` stays one call away.
 DEFAULT_RULE = "min_div10"
 
 
-def apply_rule(rule: str, lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
-    """Run the rule named ``rule`` (one of :data:`RULES`)."""
+def apply_rule(
+    rule: str, lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None
+) -> Suggestion:
+    """Run the rule named ``rule`` (one of :data:`RULES`); ``loss`` is the raw curve."""
     if rule not in RULES:
         raise invalid("rule", f"must be one of {sorted(RULES)}", rule=rule)
-    return RULES[rule](lrs, smooth)
+    return RULES[rule](lrs, smooth, loss)

@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lrscope.errors import invalid
+
+
+class RunningSmoother:
+    """The debiased EMA kept across chunks, so a range test smooths each loss once (O(n) in
+    all) instead of re-smoothing the whole curve after every chunk."""
+
+    def __init__(self, beta: float = 0.98) -> None:
+        if not 0.0 <= beta < 1.0:
+            raise invalid("beta", "must be in [0, 1)", beta=beta)
+        self.beta = beta
+        self.average = 0.0
+        self.count = 0
+        self.broken = False
+
+    def extend(self, values: np.ndarray) -> np.ndarray:
+        """Smoothed values for the next raw ``values`` (shape ``(k,)``), float64."""
+        beta = self.beta
+        out = np.full(len(values), np.nan)
+        for i, value in enumerate(np.asarray(values, dtype=np.float64).reshape(-1).tolist()):
+            if self.broken or not math.isfinite(value):
+                self.broken = True
+                continue
+            self.count += 1
+            self.average = beta * self.average + (1.0 - beta) * value
+            smoothed = self.average / (1.0 - beta**self.count)
+            if not math.isfinite(smoothed):  # the running sum itself overflowed
+                self.broken = True
+                continue
+            out[i] = smoothed
+        return out
 
 
 def smooth_loss(loss: np.ndarray, beta: float = 0.98) -> np.ndarray:
@@ -18,18 +50,4 @@ def smooth_loss(loss: np.ndarray, beta: float = 0.98) -> np.ndarray:
     >>> smooth_loss(np.array([1.0, 3.0]), beta=0.5)
     array([1.        , 2.33333333])
     """
-    if not 0.0 <= beta < 1.0:
-        raise invalid("beta", "must be in [0, 1)", beta=beta)
-    values = np.asarray(loss, dtype=np.float64).reshape(-1)
-    out = np.full(values.shape, np.nan)
-    average = 0.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t, value in enumerate(values, start=1):
-            if not np.isfinite(value):
-                break
-            average = beta * average + (1.0 - beta) * value
-            out[t - 1] = average / (1.0 - beta**t)
-            if not np.isfinite(out[t - 1]):
-                out[t - 1] = np.nan
-                break
-    return out
+    return RunningSmoother(beta).extend(np.asarray(loss, dtype=np.float64).reshape(-1))

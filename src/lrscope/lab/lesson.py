@@ -17,6 +17,7 @@ import numpy as np
 from lrscope.core import jsonio
 from lrscope.core.rangetest import range_test
 from lrscope.core.result import RangeTestResult
+from lrscope.core.sweep import SweepResult
 from lrscope.errors import ResultFormatError, invalid
 from lrscope.lab.linreg import (
     B0,
@@ -46,6 +47,7 @@ class LessonResult:
     stability: Stability
     runs: tuple[GDRun, ...]
     range_test: RangeTestResult
+    sweep: SweepResult | None = None  # the LR x steps map (lrscope.lab.lesson_sweep)
 
     @property
     def closed_form(self) -> tuple[float, float]:
@@ -91,7 +93,24 @@ class LessonResult:
                 f"{s.lr_diverge:.3g}, at {d10.lr / s.lr_best:.2g}x the best fixed LR "
                 f"2/(lambda_min+lambda_max) = {s.lr_best:.3g}."
             )
+        if self.sweep is not None:
+            from lrscope.lab.lesson_sweep import describe_map
+
+            parts.append(describe_map(self.sweep, s))
         return " ".join(p for p in parts if p)
+
+    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The lesson's self-contained HTML report (3D bowl with the GD paths, contours,
+        regimes, range test); written atomically to ``path`` when given."""
+        from lrscope.viz.report import to_html
+
+        return to_html(self, path)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the interactive 3D bowl, the reading and the rules table."""
+        from lrscope.viz.report import repr_html
+
+        return repr_html(self)
 
     # -- JSON --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +136,7 @@ class LessonResult:
             },
             "runs": [_run_to_dict(r) for r in self.runs],
             "range_test": self.range_test.to_dict(),
+            "sweep": self.sweep.to_dict() if self.sweep is not None else None,
             "reading": self.reading(),
         }
 
@@ -155,6 +175,7 @@ class LessonResult:
             stability=stability,
             runs=runs,
             range_test=RangeTestResult.from_dict(jsonio.get(body, "range_test", dict, "lesson")),
+            sweep=SweepResult.from_dict(body["sweep"]) if body.get("sweep") is not None else None,
         )
 
     @classmethod
@@ -218,8 +239,13 @@ def run_lesson(
     range_start_lr: float = 1e-4,
     range_end_lr: float = 10.0,
     range_steps: int = 100,
+    sweep_lrs: Sequence[float] | None = None,
+    framework: str = "numpy",
 ) -> LessonResult:
-    """Run the lesson: GD at each LR for ``steps`` steps, the closed forms, a range test.
+    """Run the lesson: GD at each LR for ``steps`` steps, the closed forms, a range test,
+    and with ``sweep_lrs`` the LR x steps map over those LRs (one ``steps``-step run each).
+    ``framework`` ("numpy", "tensorflow", "torch", "jax") runs the GD and the range test in
+    that framework (see :mod:`lrscope.lab.frameworks`); the numbers agree to float32.
 
     >>> lesson = run_lesson(lrs=[0.001, 10.0], steps=200)
     >>> [run.describe_regime() for run in lesson.runs]
@@ -231,22 +257,37 @@ def run_lesson(
     for lr in lrs:
         if not (np.isfinite(lr) and lr > 0):
             raise invalid("lr", "must be a positive finite number", lr=lr)
+    from lrscope.lab.frameworks import check_framework, lesson_gd, lesson_trainer
+
+    check_framework(framework)
     data = make_data(n=n, noise=noise, seed=seed)
     moments = Moments.of(data)
     stability = Stability.of(moments)
-    runs = tuple(gradient_descent(data, lr, steps, W0, B0) for lr in lrs)
+    if framework == "numpy":
+        runs = tuple(gradient_descent(data, lr, steps, W0, B0) for lr in lrs)
+        trainer = linreg_trainer(data)
+    else:  # the same lesson written in TensorFlow / PyTorch / JAX
+        runs = tuple(lesson_gd(data, lr, steps, framework, W0, B0) for lr in lrs)
+        trainer = lesson_trainer(data, framework)
     test = range_test(
-        linreg_trainer(data),
+        trainer,
         start_lr=range_start_lr,
         end_lr=range_end_lr,
         steps=range_steps,
         lr_diverge=stability.lr_diverge,
         metadata={
-            "framework": "numpy",
+            "framework": framework,
             "problem": "lesson linear regression",
             "optimizer": "full-batch GD",
             "seed": seed,
             "dtype": "float32",
         },
     )
-    return LessonResult(data=data, moments=moments, stability=stability, runs=runs, range_test=test)
+    lr_map = None
+    if sweep_lrs is not None:  # the LR x steps map: one run per LR, every budget at once
+        from lrscope.lab.lesson_sweep import lesson_sweep
+
+        lr_map = lesson_sweep(data, list(sweep_lrs), steps)
+    return LessonResult(
+        data=data, moments=moments, stability=stability, runs=runs, range_test=test, sweep=lr_map
+    )

@@ -15,11 +15,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from lrscope.core.result import RangeTestResult
     from lrscope.lab.lesson import LessonResult
 
+#: One colour per rule, shared by the matplotlib plots and the HTML report.
 RULE_COLOURS = {
-    "minimum": "tab:red",
-    "min_div10": "tab:green",
-    "steepest": "tab:orange",
-    "valley": "tab:purple",
+    "minimum": "#d62728",
+    "min_div10": "#2ca02c",
+    "steepest": "#ff7f0e",
+    "valley": "#9467bd",
+    "edge": "#8c564b",
 }
 
 

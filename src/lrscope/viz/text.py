@@ -42,9 +42,20 @@ def describe_stop(result: RangeTestResult) -> str:
 
 
 def suggestions_table(result: RangeTestResult) -> str:
-    """One row per rule: the suggested LR (or '-') and the rule's reason."""
+    """One row per rule: the suggested LR (or '-') and the rule's reason; the default rule is
+    marked with ``*``, and the curve's quality warnings follow in plain words."""
+    from lrscope.core.confidence import warnings_text
+    from lrscope.core.rules import DEFAULT_RULE
+
     rows = [
-        [name, f"{s.lr:.4g}" if s.lr is not None else "-", s.reason]
+        [
+            f"{name}{' *' if name == DEFAULT_RULE else ''}",
+            f"{s.lr:.4g}" if s.lr is not None else "-",
+            s.reason,
+        ]
         for name, s in result.suggestions().items()
     ]
-    return format_table(["rule", "suggested lr", "why"], rows, align="lrl")
+    lines = [format_table(["rule", "suggested lr", "why"], rows, align="lrl")]
+    lines.append("* default rule (chosen by benchmarks/bench_quality.py)")
+    lines += [f"warning: {text}" for text in warnings_text(result)]
+    return "\n".join(lines)

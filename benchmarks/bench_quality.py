@@ -1,0 +1,220 @@
+"""Suggestion quality: every rule's LR against the LR a grid search picks, per task and budget.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_quality.py            # full: 4 tasks x 2 budgets x 5 seeds
+    .venv/bin/python benchmarks/bench_quality.py --smoke    # 2 small tasks, 2 seeds (< 30 s)
+
+Writes ``benchmarks/results/quality.md`` (or ``--out``) and prints it. For each task, budget and
+rule: the suggested LR (geometric median over seeds), log10(suggested / grid-best LR), regret
+(score at the suggested LR after the budget / best score on the grid, same seed; median and
+worst over seeds), and the seed spread of the suggestion (max - min of log10 LR, decades).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from quality.harness import RANGE_TEST, Row, run_task
+from quality.tasks import TASKS, Task, log_grid
+
+from lrscope.core.rules import DEFAULT_RULE
+
+SMOKE_TASKS = {
+    "linreg": {},
+    "digits_mlp": {"grid": log_grid(1e-3, 1e-1, 2), "budgets": (30, 60)},
+}
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    if value is None:
+        return "none"
+    if math.isinf(value):
+        return "diverged"
+    return format(value, spec)
+
+
+def _regret(value: float) -> str:
+    return "diverged" if math.isinf(value) else f"{value:.3f}"
+
+
+def flag_lines(task: Task, runs: list) -> list[str]:
+    """What ``RangeTestResult.quality()`` said on each seed's range test, and whether its
+    interval covered each budget's grid-best LR for that seed."""
+    lines = ["| seed | flags | default LR | interval | covers grid-best (short, long) |"]
+    lines.append("|---:|---|---:|---|---|")
+    for run in runs:
+        quality = run.result.quality()
+        cover = []
+        for budget in task.budgets:
+            best = float(task.grid[int(np.argmin(run.grid_scores[budget]))])
+            inside = quality.interval is not None and (
+                quality.interval[0] <= best <= quality.interval[1]
+            )
+            cover.append("yes" if inside else "no")
+        interval = (
+            f"{quality.interval[0]:.3g}..{quality.interval[1]:.3g}" if quality.interval else "none"
+        )
+        lines.append(
+            f"| {run.seed} | {', '.join(quality.flags) or 'none'} | {_fmt(quality.lr, '.3g')} | "
+            f"{interval} | {', '.join(cover)} |"
+        )
+    return lines
+
+
+def markdown(
+    rows: list[Row], tasks: list[Task], seeds: int, command: str, info: dict, runs: dict
+) -> str:
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Suggestion quality: rules vs grid search",
+        "",
+        f"- date: {now}",
+        f"- machine: {os.cpu_count()} CPUs ({_cpu()}), Python {platform.python_version()}, "
+        f"torch threads 1",
+        f"- command: `{command}`",
+        f"- seeds: {seeds} per task; oracle: every grid LR trained from the same start per seed; "
+        "score = held-out loss after the budget (the lesson: its exact training loss); "
+        "diverged = inf",
+        f"- range test for lrscope's rules: lrscope defaults {RANGE_TEST} (stop on divergence); "
+        "peers (`peer:*`): our re-implementations on the same trainer, each with its own ramp, "
+        "smoothing, stop and trimming (benchmarks/quality/peers.py)",
+        f"- lrscope's default rule: `{DEFAULT_RULE}`; `verify`: lrscope.verify around the "
+        "default suggestion (x1/10, x1/3, x1, x3, then the two geometric midpoints around the "
+        "winner) at the task's budget, ranked by the trainer's `evaluate()` (the validation "
+        "split; for the lesson its full-batch training loss); its regret is measured like "
+        "every rule's (test split)",
+        f"- wall time: {info['seconds']:.0f} s, {info['steps']} training steps",
+        "",
+        "Regret 1.00 = as good as the best grid LR for that seed (below 1: between grid points). "
+        "`none` = the rule gave no LR (counted as diverged).",
+        "",
+    ]
+    for task in tasks:
+        lines += [f"## {task.name}: {task.description}", ""]
+        grid = task.grid
+        lines += [
+            f"Grid: {grid.size} LRs {grid[0]:.3g}..{grid[-1]:.3g}; budgets {task.budgets[0]} and "
+            f"{task.budgets[1]} steps.",
+            "",
+            "| budget | rule | suggested LR | grid-best LR | log10(sugg/best) | regret median | "
+            "regret worst | seed spread (decades) |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in rows:
+            if row.task != task.name:
+                continue
+            name = f"**{row.rule}** (default)" if row.rule == DEFAULT_RULE else row.rule
+            missing = sum(lr is None for lr in row.lrs)
+            lr_text = _fmt(row.median_lr, ".3g") + (f" ({missing} none)" if missing else "")
+            lines.append(
+                f"| {row.budget} | {name} | {lr_text} | {row.best_lr:.3g} | "
+                f"{_fmt(row.log_ratio, '+.2f')} | {_regret(row.median_regret)} | "
+                f"{_regret(row.worst_regret)} | {_fmt(row.spread, '.2f')} |"
+            )
+        lines += ["", "Quality flags of lrscope's range test (`result.quality()`):", ""]
+        lines += flag_lines(task, runs[task.name])
+        lines.append("")
+    lines += [
+        "## Summary per rule (over every task and budget)",
+        "",
+        "| rule | median regret | worst regret | task-budgets with worst regret <= 1.10 | "
+        "median within x2 of grid-best | max seed spread (decades) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    rules = list(dict.fromkeys(row.rule for row in rows))
+    summary = []
+    for rule in rules:
+        mine = [row for row in rows if row.rule == rule]
+        regrets = [r for row in mine for r in row.regrets]
+        ok = sum(row.worst_regret <= 1.10 for row in mine)
+        within = sum(
+            row.log_ratio is not None and abs(row.log_ratio) <= math.log10(2) for row in mine
+        )
+        spreads = [row.spread for row in mine if row.spread is not None]
+        summary.append(
+            (
+                float(np.median(regrets)),
+                float(np.max(regrets)),
+                rule,
+                ok,
+                within,
+                len(mine),
+                spreads,
+            )
+        )
+    for med, worst, rule, ok, within, total, spreads in sorted(summary, key=lambda s: (s[1], s[0])):
+        name = f"**{rule}** (default)" if rule == DEFAULT_RULE else rule
+        lines.append(
+            f"| {name} | {_regret(med)} | {_regret(worst)} | {ok}/{total} | {within}/{total} | "
+            f"{_fmt(max(spreads) if spreads else None, '.2f')} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny version for the test suite")
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="seeds per task (default 5, smoke 2)"
+    )
+    parser.add_argument("--tasks", default=None, help="comma-separated task names")
+    parser.add_argument("--out", default="benchmarks/results/quality.md", help="markdown output")
+    args = parser.parse_args(argv)
+    seeds = args.seeds or (2 if args.smoke else 5)
+    names = args.tasks.split(",") if args.tasks else list(SMOKE_TASKS if args.smoke else TASKS)
+    tasks = []
+    for name in names:
+        if name not in TASKS:
+            parser.error(f"unknown task {name!r}; choose from {sorted(TASKS)}")
+        task = TASKS[name]
+        if args.smoke:
+            task = Task(**{**task.__dict__, **SMOKE_TASKS.get(name, {})})
+        tasks.append(task)
+    rows: list[Row] = []
+    runs: dict[str, list] = {}
+    info = {"seconds": 0.0, "steps": 0}
+    began = time.perf_counter()
+    for task in tasks:
+        task_rows, stats = run_task(task, list(range(seeds)))
+        rows += task_rows
+        runs[task.name] = stats["runs"]
+        info["steps"] += stats["steps"]
+        print(f"{task.name}: {stats['seconds']:.1f} s", file=sys.stderr)
+    info["seconds"] = time.perf_counter() - began
+    command = ".venv/bin/python benchmarks/bench_quality.py" + " ".join(
+        [""] + (argv if argv is not None else sys.argv[1:])
+    )
+    text = markdown(rows, tasks, seeds, command, info, runs)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

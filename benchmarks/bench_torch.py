@@ -1,0 +1,149 @@
+"""lrscope.torch.find_lr against torch-lr-finder, fastai and Lightning, side by side.
+
+Tasks (benchmarks/peers/tasks.py, same data, weights and loader for every finder):
+linear regression with SGD; scikit-learn digits MLP with Adam; digits small CNN with SGD
+momentum 0.9. Each finder runs 100 steps of its own ramp (start/end LR per task), stopping on
+divergence the way it does by default. "lrscope-adapter" times lrscope's PyTorch adapter
+without the engine (snapshot, the ramp's chunks, restore), to separate the two costs.
+
+Each (finder, task) runs in its own process (so peak RSS is that finder's, imports included):
+lrscope under this interpreter, the peers under ``.venv-bench`` (create it with
+``bash benchmarks/peers/setup.sh`` or ``make bench-peers``; without it they are reported as
+"not installed"). In each process: one warm-up call, then ``REPEATS`` timed calls, each
+followed by a bare PyTorch loop of the same number of steps (interleaved, so load on a shared
+machine hits both alike). One torch thread per process. The table gives medians.
+
+Run from the repo root: ``.venv/bin/python benchmarks/bench_torch.py``; writes
+``benchmarks/results/torch.md``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PEERS = ROOT / "benchmarks" / "peers"
+BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+RESULTS = ROOT / "benchmarks" / "results" / "torch.md"
+REPEATS = 5
+FINDERS = ("lrscope", "lrscope-adapter", "torch-lr-finder", "fastai", "lightning")
+TASKS = ("linreg", "digits_mlp", "digits_cnn")
+sys.path.insert(0, str(PEERS))
+
+
+def cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_one(finder: str, task: str) -> dict[str, object]:
+    ours = finder.startswith("lrscope")
+    python = sys.executable if ours else str(BENCH_PYTHON)
+    if not ours and not BENCH_PYTHON.exists():
+        return {"error": "not installed (bash benchmarks/peers/setup.sh)"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [python, str(PEERS / "run_finder.py"), finder, task, str(REPEATS)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"failed: {tail[:120]}"}
+    return json.loads(lines[-1])
+
+
+def fmt_lr(value: object) -> str:
+    return "none" if value is None else f"{float(value):.3g}"  # type: ignore[arg-type]
+
+
+def main() -> None:
+    import tasks  # benchmarks/peers/tasks.py
+    import torch
+
+    rows = [
+        "| task | finder | iterations | wall s | bare loop s | ratio | peak RSS MB | suggestion "
+        "| weights restored | RNG restored |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for task in TASKS:
+        for finder in FINDERS:
+            out = run_one(finder, task)
+            if "error" in out:
+                rows.append(f"| {task} | {finder} | | | | | | {out['error']} | | |")
+                print(rows[-1], flush=True)
+                continue
+            wall = statistics.median(out["times"])  # type: ignore[arg-type]
+            bare = statistics.median(out["bare_times"])  # type: ignore[arg-type]
+            suggestions = ", ".join(
+                f"{name} {fmt_lr(lr)}"
+                for name, lr in out["suggestions"].items()  # type: ignore[union-attr]
+            )
+            rows.append(
+                f"| {task} | {finder} | {out['iterations']} | {wall:.3f} | {bare:.3f} | "
+                f"{wall / bare:.2f}x | {out['peak_rss_mb']:.0f} | {suggestions} | "
+                f"{'yes' if out['weights_restored'] else 'NO'} | "
+                f"{'yes' if out['rng_restored'] else 'NO'} |"
+            )
+            print(rows[-1], flush=True)
+    try:
+        nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        nproc = str(os.cpu_count())
+    load = os.getloadavg()[0]
+    task_lines = [
+        f"  - {t.name}: {t.description}; batch {t.batch_size}, LR {t.start_lr:g} -> "
+        f"{t.end_lr:g}, {t.steps} steps"
+        for t in (tasks.TASKS[name] for name in TASKS)
+    ]
+    text = "\n".join(
+        [
+            "# lrscope.torch.find_lr vs torch-lr-finder, fastai, Lightning",
+            "",
+            f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+            f"- machine: {nproc} CPUs (nproc), {cpu_model()}, torch {torch.__version__}, "
+            "1 torch thread per process",
+            "- command: `.venv/bin/python benchmarks/bench_torch.py` (peers from `.venv-bench`, "
+            "made by `bash benchmarks/peers/setup.sh`)",
+            "- tasks:",
+            *task_lines,
+            f"- wall s / bare loop s: medians of {REPEATS} repeats after one warm-up; the bare "
+            "loop is the plain PyTorch loop (zero_grad, forward, loss, backward, step) for the "
+            "same number of steps, run right after each finder call; ratio = wall / bare "
+            "(target for lrscope: <= 1.05x)",
+            "- lrscope-adapter: the PyTorch adapter alone (snapshot, every chunk of the ramp, "
+            "restore) without the engine's per-chunk smoothing and stop checks, to show which "
+            "part of lrscope's cost is which; it always runs all steps",
+            "- peak RSS: the finder's own process, imports included",
+            "- restored: weights (state_dict) and torch's global RNG equal before and after, "
+            "using each tool as documented (torch-lr-finder: `reset()`)",
+            f"- load average (1 min) at the end: {load:.1f} on {nproc} CPUs (shared machine: "
+            "several percent of noise on every ratio)",
+            "",
+            *rows,
+            "",
+        ]
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""Run one LR finder on one task and print one JSON line (used by bench_torch.py).
+
+    python benchmarks/peers/run_finder.py FINDER TASK REPEATS
+
+FINDER is lrscope, torch-lr-finder, fastai or lightning; TASK a key of tasks.TASKS. The
+script runs one warm-up, then REPEATS timed finder calls, each followed by a bare PyTorch loop
+of the same number of steps (interleaved, so load on a shared machine hits both alike). Each
+call starts from the same freshly built model, optimizer and loader. It also records whether
+the finder left the weights and torch's global RNG as they were (using each tool the way its
+documentation says: torch-lr-finder needs ``reset()``, the others restore on their own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import logging
+import os
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from functools import partial
+from typing import Any
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tasks
+
+warnings.filterwarnings("ignore")
+logging.disable(logging.WARNING)
+
+
+def run_lrscope(task: tasks.Task, seed: int) -> dict[str, Any]:
+    import lrscope.torch
+
+    net = tasks.model(task, seed)
+    opt = tasks.optimizer(task, net.parameters())
+    data = tasks.loader(task, seed)
+
+    def call() -> tuple[int, dict[str, float | None]]:
+        result = lrscope.torch.find_lr(
+            net, opt, task.loss, data, start_lr=task.start_lr, end_lr=task.end_lr, steps=task.steps
+        )
+        return result.n_steps, {
+            "lrscope default": result.suggest().lr,
+            "valley": result.suggest("valley").lr,
+        }
+
+    return {"net": net, "call": call}
+
+
+def run_lrscope_adapter(task: tasks.Task, seed: int) -> dict[str, Any]:
+    """lrscope's PyTorch adapter alone: snapshot, every chunk of the ramp, restore; no
+    engine bookkeeping (smoothing, stop checks). Separates the adapter's cost from the
+    engine's in the table."""
+    import lrscope
+    import lrscope.torch
+    from lrscope.core.rangetest import auto_chunk
+
+    net = tasks.model(task, seed)
+    opt = tasks.optimizer(task, net.parameters())
+    trainer = lrscope.torch.trainer(net, opt, task.loss, tasks.loader(task, seed))
+    ramp = lrscope.lr_ramp(task.start_lr, task.end_lr, task.steps)
+    chunk = auto_chunk(task.steps)
+
+    def call() -> tuple[int, dict[str, float | None]]:
+        state = trainer.snapshot()
+        try:
+            for start in range(0, task.steps, chunk):
+                trainer.run(ramp[start : start + chunk])
+        finally:
+            trainer.restore(state)
+        return task.steps, {}
+
+    return {"net": net, "call": call}
+
+
+def run_torch_lr_finder(task: tasks.Task, seed: int) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torch_lr_finder import LRFinder
+
+    net = tasks.model(task, seed)
+    opt = tasks.optimizer(task, net.parameters())
+    data = tasks.loader(task, seed)
+
+    def call() -> tuple[int, dict[str, float | None]]:
+        finder = LRFinder(net, opt, task.loss, device="cpu")
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            finder.range_test(data, start_lr=task.start_lr, end_lr=task.end_lr, num_iter=task.steps)
+        finder.reset()
+        n = len(finder.history["lr"])
+        fig, ax = plt.subplots()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                out = finder.plot(ax=ax, suggest_lr=True)
+            lr = out[1] if isinstance(out, tuple) else None
+        except Exception:  # too few points for its rule
+            lr = None
+        plt.close(fig)
+        return n, {"steepest (its default)": None if lr is None else float(lr)}
+
+    return {"net": net, "call": call}
+
+
+def run_fastai(task: tasks.Task, seed: int) -> dict[str, Any]:
+    from fastai.callback.schedule import Learner  # noqa: F401  (patches Learner.lr_find)
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    from fastai.learner import Learner as FastLearner
+    from fastai.optimizer import SGD, Adam
+
+    net = tasks.model(task, seed)
+    torch.manual_seed(seed)
+    ds = tasks.dataset(task)
+    dls = DataLoaders(
+        DataLoader(ds, bs=task.batch_size, shuffle=True, drop_last=False),
+        DataLoader(ds, bs=task.batch_size),
+        device="cpu",
+    )
+    opt_func = {"adam": Adam, "sgd": partial(SGD, mom=0.0), "sgd_momentum": partial(SGD, mom=0.9)}
+    tmp = tempfile.mkdtemp()
+    learn = FastLearner(
+        dls, net, loss_func=task.loss, opt_func=opt_func[task.optimizer], lr=task.base_lr, path=tmp
+    )
+
+    def call() -> tuple[int, dict[str, float | None]]:
+        with learn.no_bar(), learn.no_logging():
+            found = learn.lr_find(
+                start_lr=task.start_lr, end_lr=task.end_lr, num_it=task.steps, show_plot=False
+            )
+        return len(learn.recorder.lrs), {"valley (its default)": float(found.valley)}
+
+    return {"net": net, "call": call}
+
+
+def run_lightning(task: tasks.Task, seed: int) -> dict[str, Any]:
+    import lightning.pytorch as pl
+    from lightning.pytorch.tuner import Tuner
+
+    net = tasks.model(task, seed)
+    data = tasks.loader(task, seed)
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.lr = task.base_lr
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            x, y = batch
+            return task.loss(self.net(x), y)
+
+        def configure_optimizers(self) -> Any:
+            return tasks.optimizer(task, self.parameters())
+
+    module = Module()
+    tmp = tempfile.mkdtemp()
+
+    def call() -> tuple[int, dict[str, float | None]]:
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp,
+        )
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            finder = Tuner(trainer).lr_find(
+                module,
+                train_dataloaders=data,
+                min_lr=task.start_lr,
+                max_lr=task.end_lr,
+                num_training=task.steps,
+                update_attr=False,
+            )
+        lr = finder.suggestion() if finder is not None else None
+        n = len(finder.results["lr"]) if finder is not None else 0
+        return n, {"steepest (its default)": None if lr is None else float(lr)}
+
+    return {"net": net, "call": call}
+
+
+FINDERS = {
+    "lrscope": run_lrscope,
+    "lrscope-adapter": run_lrscope_adapter,
+    "torch-lr-finder": run_torch_lr_finder,
+    "fastai": run_fastai,
+    "lightning": run_lightning,
+}
+
+
+def main() -> None:
+    finder, task_name, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    torch.set_num_threads(1)  # a shared 2-core machine: one thread each keeps timings stable
+    task = tasks.TASKS[task_name]
+    setup = FINDERS[finder](task, 0)
+    net, call = setup["net"], setup["call"]
+    weights = copy.deepcopy(net.state_dict())
+    rng = torch.get_rng_state()
+    n, suggestions = call()  # warm-up (and the restore check)
+    weights_restored = all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
+    rng_restored = torch.equal(rng, torch.get_rng_state())
+    times, bare = [], []
+    for _ in range(repeats):
+        net.load_state_dict(weights)  # every repeat starts from the same weights
+        began = time.perf_counter()
+        n_again, _ = call()
+        times.append(time.perf_counter() - began)
+        bare.append(tasks.bare_loop(task, n_again))
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "finder": finder,
+                "task": task_name,
+                "iterations": n,
+                "times": times,
+                "bare_times": bare,
+                "peak_rss_mb": peak_kb / 1024,
+                "suggestions": suggestions,
+                "weights_restored": weights_restored,
+                "rng_restored": rng_restored,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The three tasks every LR finder is run on (shared by bench_torch.py and run_finder.py).
+
+Each task builds, from a seed, the same data, model, optimizer and loss, so that lrscope,
+torch-lr-finder, fastai and Lightning all start from identical weights. Data are offline:
+synthetic linear data, and scikit-learn's bundled digits (1797 8x8 images, no download).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+F = torch.nn.functional
+
+
+@dataclass
+class Task:
+    name: str
+    description: str
+    optimizer: str  # "sgd", "sgd_momentum" or "adam"
+    base_lr: float
+    start_lr: float
+    end_lr: float
+    steps: int
+    batch_size: int
+    loss: Any
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
+    return x, torch.tensor(digits.target, dtype=torch.int64)
+
+
+TASKS = {
+    "linreg": Task(
+        "linreg",
+        "linear regression y=0.1x+0.5+noise (512 points), Linear(1,1), SGD, MSE",
+        "sgd",
+        0.01,
+        1e-4,
+        10.0,
+        100,
+        32,
+        F.mse_loss,
+    ),
+    "digits_mlp": Task(
+        "digits_mlp",
+        "sklearn digits, MLP 64-128-10 (ReLU), Adam, cross-entropy",
+        "adam",
+        1e-3,
+        1e-6,
+        1.0,
+        100,
+        64,
+        F.cross_entropy,
+    ),
+    "digits_cnn": Task(
+        "digits_cnn",
+        "sklearn digits 1x8x8, CNN conv16-conv32-pool-fc10, SGD momentum 0.9, cross-entropy",
+        "sgd_momentum",
+        0.01,
+        1e-5,
+        10.0,
+        100,
+        64,
+        F.cross_entropy,
+    ),
+}
+
+
+def dataset(task: Task) -> torch.utils.data.TensorDataset:
+    if task.name == "linreg":
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(512, 1, generator=gen)
+        y = 0.1 * x + 0.5 + 0.01 * torch.randn(512, 1, generator=gen)
+        return torch.utils.data.TensorDataset(x, y)
+    x, y = _digits()
+    if task.name == "digits_cnn":
+        x = x.reshape(-1, 1, 8, 8)
+    return torch.utils.data.TensorDataset(x, y)
+
+
+def model(task: Task, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    if task.name == "linreg":
+        return torch.nn.Linear(1, 1)
+    if task.name == "digits_mlp":
+        return torch.nn.Sequential(
+            torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10)
+        )
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32 * 4 * 4, 10),
+    )
+
+
+def optimizer(task: Task, params: Any) -> torch.optim.Optimizer:
+    if task.optimizer == "adam":
+        return torch.optim.Adam(params, lr=task.base_lr)
+    momentum = 0.9 if task.optimizer == "sgd_momentum" else 0.0
+    return torch.optim.SGD(params, lr=task.base_lr, momentum=momentum)
+
+
+def loader(task: Task, seed: int = 0) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        dataset(task),
+        batch_size=task.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def bare_loop(task: Task, steps: int, seed: int = 0) -> float:
+    """The plain PyTorch loop of ``steps`` steps (the cost floor); returns seconds."""
+    import time
+
+    net = model(task, seed)
+    opt = optimizer(task, net.parameters())
+    data = loader(task, seed)
+    losses = []
+    began = time.perf_counter()
+    batches = iter(data)
+    for _ in range(steps):
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            batches = iter(data)
+            x, y = next(batches)
+        opt.zero_grad()
+        loss = task.loss(net(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+    np.asarray(torch.stack(losses))
+    return time.perf_counter() - began

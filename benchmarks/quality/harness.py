@@ -1,0 +1,191 @@
+"""Run the oracle grid, the range tests, every rule, the regret runs and verify mode."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import lrscope
+from lrscope.core.rules import RULES
+from quality.peers import PEERS, RAMPS
+from quality.tasks import Task
+
+RANGE_TEST = {"start_lr": 1e-7, "end_lr": 10.0, "steps": 100}
+
+
+@dataclass
+class SeedRun:
+    """Everything measured for one task and one seed."""
+
+    seed: int
+    result: lrscope.RangeTestResult  # lrscope's own range test (default settings)
+    raw: dict[str, tuple[np.ndarray, np.ndarray]]  # un-stopped curves per peer ramp
+    grid_scores: dict[int, np.ndarray]  # budget -> score per grid LR
+    suggestions: dict[str, float | None] = field(default_factory=dict)
+    verified: dict[int, float | None] = field(default_factory=dict)  # budget -> verify's pick
+
+
+class Runner:
+    """Trains one seed's trainer from its initial snapshot; memoises (lr -> scores)."""
+
+    def __init__(self, task: Task, seed: int) -> None:
+        self.task = task
+        self.trainer = task.make(seed)
+        self.start = self.trainer.snapshot()  # type: ignore[attr-defined]
+        self.cache: dict[float, dict[int, float]] = {}
+        self.steps_run = 0
+
+    def scores(self, lr: float) -> dict[int, float]:
+        """Held-out (or exact) loss after each budget at a constant ``lr``, same start."""
+        if lr not in self.cache:
+            trainer = self.trainer
+            trainer.restore(self.start)  # type: ignore[attr-defined]
+            out: dict[int, float] = {}
+            done = 0
+            for budget in sorted(self.task.budgets):
+                losses = trainer.run(np.full(budget - done, lr))  # type: ignore[attr-defined]
+                self.steps_run += budget - done
+                done = budget
+                diverged = not np.all(np.isfinite(losses))
+                out[budget] = math.inf if diverged else trainer.score()  # type: ignore[attr-defined]
+                if diverged:
+                    out.update({b: math.inf for b in self.task.budgets if b > budget})
+                    break
+            trainer.restore(self.start)  # type: ignore[attr-defined]
+            self.cache[lr] = out
+        return self.cache[lr]
+
+
+Suggester = Callable[[SeedRun], "float | None"]
+
+
+def lrscope_rule(name: str) -> Suggester:
+    return lambda run: run.result.suggest(name).lr
+
+
+def peer_rule(name: str) -> Suggester:
+    ramp, fn = PEERS[name]
+    return lambda run: fn(*run.raw[ramp])
+
+
+def all_rules() -> dict[str, Suggester]:
+    rules: dict[str, Suggester] = {name: lrscope_rule(name) for name in RULES}
+    rules.update({f"peer:{name}": peer_rule(name) for name in PEERS})
+    return rules
+
+
+def measure_seed(task: Task, seed: int, rules: dict[str, Suggester], verify: bool) -> SeedRun:
+    runner = Runner(task, seed)
+    trainer = runner.trainer
+    options = {**RANGE_TEST, **task.range_test}
+    result = lrscope.range_test(trainer, **options)  # type: ignore[arg-type]
+    raw = {}
+    for ramp, (start, end, steps) in RAMPS.items():
+        full = lrscope.range_test(
+            trainer,  # type: ignore[arg-type]
+            start_lr=start,
+            end_lr=end,
+            steps=steps,
+            stop_on_divergence=False,
+        )
+        loss = np.full(steps, np.nan)
+        loss[: full.loss.size] = full.loss
+        raw[ramp] = (lrscope.lr_ramp(start, end, steps), loss)
+    grid_scores = {b: np.empty(task.grid.size) for b in task.budgets}
+    for i, lr in enumerate(task.grid):
+        scores = runner.scores(float(lr))
+        for b in task.budgets:
+            grid_scores[b][i] = scores[b]
+    run = SeedRun(seed, result, raw, grid_scores)
+    for name, rule in rules.items():
+        lr = rule(run)
+        run.suggestions[name] = None if lr is None or not math.isfinite(lr) else float(lr)
+        if run.suggestions[name] is not None:
+            runner.scores(run.suggestions[name])  # type: ignore[arg-type]
+    if verify:
+        from lrscope.core.verify import verify as run_verify
+
+        for budget in task.budgets:
+            outcome = run_verify(trainer, around=result, steps=budget)  # type: ignore[arg-type]
+            run.verified[budget] = outcome.best_lr
+            if outcome.best_lr is not None:
+                runner.scores(outcome.best_lr)
+    run.runner = runner  # type: ignore[attr-defined]
+    return run
+
+
+@dataclass
+class Row:
+    """One (task, budget, rule) line of the table."""
+
+    task: str
+    budget: int
+    rule: str
+    best_lr: float
+    lrs: list[float | None]
+    regrets: list[float]
+
+    @property
+    def answered(self) -> list[float]:
+        return [lr for lr in self.lrs if lr is not None]
+
+    @property
+    def median_lr(self) -> float | None:
+        got = self.answered
+        return float(np.exp(np.median(np.log(got)))) if got else None
+
+    @property
+    def log_ratio(self) -> float | None:
+        lr = self.median_lr
+        return None if lr is None else math.log10(lr / self.best_lr)
+
+    @property
+    def spread(self) -> float | None:
+        got = self.answered
+        return float(np.ptp(np.log10(got))) if len(got) >= 2 else None
+
+    @property
+    def median_regret(self) -> float:
+        return float(np.median(self.regrets))
+
+    @property
+    def worst_regret(self) -> float:
+        return float(np.max(self.regrets))
+
+
+def rows_for(task: Task, runs: list[SeedRun], rules: list[str]) -> list[Row]:
+    rows = []
+    for budget in task.budgets:
+        table = np.array([run.grid_scores[budget] for run in runs])  # seeds x grid
+        best_per_seed = table.min(axis=1)
+        with np.errstate(invalid="ignore"):
+            median = np.median(table, axis=0)
+        best_lr = float(task.grid[int(np.nanargmin(np.where(np.isfinite(median), median, np.inf)))])
+        for rule in [*rules, "verify"]:
+            lrs: list[float | None] = []
+            regrets = []
+            for run, best in zip(runs, best_per_seed, strict=True):
+                lr = run.verified.get(budget) if rule == "verify" else run.suggestions.get(rule)
+                if rule == "verify" and budget not in run.verified:
+                    break
+                lrs.append(lr)
+                score = math.inf if lr is None else run.runner.scores(lr)[budget]  # type: ignore[attr-defined]
+                regrets.append(score / best if math.isfinite(score) else math.inf)
+            if lrs:
+                rows.append(Row(task.name, budget, rule, best_lr, lrs, regrets))
+    return rows
+
+
+def run_task(task: Task, seeds: list[int], verify: bool = True) -> tuple[list[Row], dict]:
+    rules = all_rules()
+    began = time.perf_counter()
+    runs = [measure_seed(task, seed, rules, verify) for seed in seeds]
+    stats = {
+        "seconds": time.perf_counter() - began,
+        "steps": sum(run.runner.steps_run for run in runs),  # type: ignore[attr-defined]
+    }
+    return rows_for(task, runs, list(rules)), {"runs": runs, **stats}

@@ -1,0 +1,717 @@
+"""The PyTorch adapter: an LR range test on (model, optimizer, loss_fn, train_loader).
+
+``find_lr`` is the one call; ``TorchTrainer`` is the :class:`~lrscope.Trainer` behind it (for
+the CLI, sweeps and ``lrscope.testing.check_trainer``). What a step changes, and therefore what
+``snapshot`` copies to the host and ``restore`` puts back bit for bit:
+
+- the model's ``state_dict`` (parameters and buffers, BatchNorm statistics included), the
+  parameters' ``.grad``, and the train/eval flag of every submodule;
+- the optimizer's per-parameter state (momentum, Adam moments, step counters) and every
+  param-group hyperparameter (the LRs the ramp overwrites included), restored in place so the
+  user's references to ``optimizer.param_groups`` and state tensors stay valid;
+- the GradScaler (scale, growth tracker);
+- the global RNGs: torch CPU, CUDA (when CUDA is initialised), NumPy's global and Python's
+  ``random``; and the ``torch.Generator`` a DataLoader or its sampler owns;
+- the data position (see :class:`TorchTrainer`).
+
+The snapshot lives in host memory only; restoring copies it back into the existing tensors,
+so the accelerator never holds a second copy of the model or the optimizer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import random
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lrscope.core.rangetest import auto_chunk, range_test
+from lrscope.core.result import RangeTestResult
+from lrscope.errors import invalid, require
+
+torch: Any = require("torch", "lrscope.torch", "torch")
+
+
+class _HostTensor(NamedTuple):
+    """A host copy of a tensor and the device it came from (restore puts it back there)."""
+
+    tensor: Any
+    device: str
+
+
+def _to_host(value: Any) -> Any:
+    """Deep host copy: tensors become CPU clones tagged with their device; the rest deepcopy."""
+    if isinstance(value, torch.Tensor):
+        return _HostTensor(value.detach().to("cpu", copy=True), str(value.device))
+    if isinstance(value, Mapping):
+        return {key: _to_host(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)) and not isinstance(value, _HostTensor):
+        items = [_to_host(item) for item in value]
+        return type(value)(items) if isinstance(value, list) else tuple(items)
+    return copy.deepcopy(value)
+
+
+def _from_host(value: Any) -> Any:
+    """Inverse of :func:`_to_host` for values that cannot be copied into an existing tensor."""
+    if isinstance(value, _HostTensor):
+        return value.tensor.to(value.device, copy=True)
+    if isinstance(value, Mapping):
+        return {key: _from_host(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_from_host(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_from_host(item) for item in value)
+    return copy.deepcopy(value)
+
+
+def _restore_value(current: Any, saved: Any) -> Any:
+    """Copy ``saved`` into ``current`` in place when both are same-shaped tensors (keeps the
+    user's references valid, no extra device memory); otherwise return a fresh value."""
+    if (
+        isinstance(saved, _HostTensor)
+        and isinstance(current, torch.Tensor)
+        and current.shape == saved.tensor.shape
+        and current.dtype == saved.tensor.dtype
+        and str(current.device) == saved.device
+    ):
+        with torch.no_grad():
+            current.copy_(saved.tensor)
+        return current
+    return _from_host(saved)
+
+
+def _loader_generators(loader: Any) -> list[Any]:
+    """The torch.Generators a DataLoader and its samplers own (shuffling advances them)."""
+    found: list[Any] = []
+    candidates = [
+        getattr(loader, "generator", None),
+        getattr(getattr(loader, "sampler", None), "generator", None),
+        getattr(
+            getattr(getattr(loader, "batch_sampler", None), "sampler", None), "generator", None
+        ),
+    ]
+    for gen in candidates:
+        if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
+            found.append(gen)
+    return found
+
+
+def _global_rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        # The legacy global NumPy RNG is user state too (np.random.* in datasets, augmentations).
+        "numpy": np.random.get_state(),  # noqa: NPY002
+        "python": random.getstate(),
+    }
+    # Only when CUDA is in use: querying it would otherwise initialise CUDA as a side effect.
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_global_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    random.setstate(state["python"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise invalid(name, "must be an integer >= 1", **{name: value})
+    return int(value)
+
+
+class TorchTrainer:
+    """A :class:`~lrscope.Trainer` for a PyTorch model, optimizer, loss and data loader.
+
+    One step at LR ``lr``: every param group's LR is set to ``lr * base_i / base_0`` (the
+    ratios between the groups' LRs at construction are kept; the ramp is the LR of the first
+    group), gradients are zeroed, ``accumulation_steps`` batches are drawn, their losses
+    (divided by ``accumulation_steps``) back-propagated, and the optimizer steps once (through
+    ``scaler`` when given). The step's loss is the mean of its micro-batch losses. Losses stay
+    on the device during a chunk and reach the host in one transfer per ``run``.
+
+    How a batch becomes a loss:
+
+    - ``batch_fn(batch) -> loss`` when given (full control; ``loss_fn`` may be None);
+    - a tuple/list ``(x1, ..., xk, y)``: ``loss_fn(model(x1, ..., xk), y)``;
+    - a dict: ``loss_fn(model(**inputs), batch[target_key])`` with ``inputs`` the other keys;
+      with ``loss_fn=None``, ``model(**batch)`` must return the loss, or an object or dict
+      with a ``loss`` entry (Hugging Face style).
+
+    Tensors in the batch are moved to ``device`` (default: the device of the model's first
+    parameter); the model is never moved. With ``autocast_dtype`` the forward pass and the loss
+    run under ``torch.autocast(device.type, dtype=autocast_dtype)``.
+
+    Data position: the trainer iterates its own ``iter(train_loader)`` and starts a new pass
+    when one ends (a loader shorter than the test is cycled). ``snapshot`` records the pass
+    (the RNG states when it began) and how many batches it has delivered; ``restore``
+    rebuilds that iterator by replaying the pass from those RNG states and skipping the
+    delivered batches, so replaying a chunk after a restore sees the same batches. The user's
+    loader object is only ever iterated through ``iter()``; the generators it owns are
+    restored. (A DataLoader with ``persistent_workers=True`` shares one iterator between all
+    ``iter()`` calls, so an epoch the user has half-iterated would restart: call the test
+    between epochs.) One-shot iterators (generators) are refused: they cannot be cycled or
+    replayed.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        optimizer: Any,
+        loss_fn: Callable[..., Any] | None,
+        train_loader: Iterable[Any],
+        *,
+        val_loader: Iterable[Any] | None = None,
+        val_batches: int = 4,
+        accumulation_steps: int = 1,
+        scaler: Any = None,
+        autocast_dtype: Any = None,
+        device: Any = None,
+        batch_fn: Callable[[Any], Any] | None = None,
+        target_key: str = "labels",
+    ) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(
+                f"Argument `model` must be a torch.nn.Module. Received: model={type(model)!r}"
+            )
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                "Argument `optimizer` must be a torch.optim.Optimizer. "
+                f"Received: optimizer={type(optimizer)!r}"
+            )
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if trainable == 0:
+            raise invalid(
+                "model",
+                "must have at least one trainable parameter (requires_grad=True)",
+                trainable_parameters=0,
+            )
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if not any(p.requires_grad for p in params):
+            raise invalid(
+                "optimizer",
+                "must hold at least one trainable parameter (requires_grad=True)",
+                trainable_parameters=0,
+            )
+        if loss_fn is not None and not callable(loss_fn):
+            raise TypeError(
+                f"Argument `loss_fn` must be callable or None. Received: loss_fn={loss_fn!r}"
+            )
+        if batch_fn is not None and not callable(batch_fn):
+            raise TypeError(
+                f"Argument `batch_fn` must be callable or None. Received: batch_fn={batch_fn!r}"
+            )
+        self._check_loader("train_loader", train_loader)
+        if val_loader is not None:
+            self._check_loader("val_loader", val_loader)
+        if scaler is not None and not all(
+            callable(getattr(scaler, name, None))
+            for name in ("scale", "step", "update", "state_dict", "load_state_dict")
+        ):
+            raise TypeError(
+                "Argument `scaler` must be a torch.amp.GradScaler or None. "
+                f"Received: scaler={scaler!r}"
+            )
+        if autocast_dtype is not None and not isinstance(autocast_dtype, torch.dtype):
+            raise invalid(
+                "autocast_dtype",
+                "must be None or a torch.dtype such as torch.bfloat16",
+                autocast_dtype=autocast_dtype,
+            )
+        base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        if not base_lrs[0] > 0:
+            raise invalid(
+                "optimizer",
+                "must have a positive LR in its first param group (the ramp keeps the groups' "
+                "LR ratios relative to it)",
+                lr=base_lrs[0],
+            )
+
+        self.model = model
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.batch_fn = batch_fn
+        self.target_key = target_key
+        self.train_loader = train_loader
+        self.val_loader = val_loader
+        self.val_batches = _positive_int("val_batches", val_batches)
+        self.accumulation_steps = _positive_int("accumulation_steps", accumulation_steps)
+        self.scaler = scaler
+        self.autocast_dtype = autocast_dtype
+        first = next(iter(model.parameters()))
+        self.device = torch.device(device) if device is not None else first.device
+        self.base_lrs = base_lrs
+        self.lr_ratios = [lr / base_lrs[0] for lr in base_lrs]
+        self._params = params
+        in_model = {id(p) for p in model.parameters()}
+        # Parameters the optimizer updates that the model does not own (a learnable
+        # temperature in the loss, ...) change too, so they are snapshotted as well.
+        self._extra_params = [p for p in params if id(p) not in in_model]
+        self._val_cache: list[Any] | None = None
+        self._iterator: Iterator[Any] | None = None
+        self._pass_rng: dict[str, Any] | None = None
+        self._pass_id: int | None = None
+        self._consumed = 0
+        self._pass_ids = itertools.count()
+
+    @staticmethod
+    def _check_loader(name: str, loader: Any) -> None:
+        if not isinstance(loader, Iterable):
+            raise TypeError(
+                f"Argument `{name}` must be an iterable of batches (a DataLoader, a list). "
+                f"Received: {name}={type(loader)!r}"
+            )
+        # Not `iter(loader) is loader`: iter() on a DataLoader draws a seed from the global RNG.
+        if isinstance(loader, Iterator):
+            raise invalid(
+                name,
+                "must be re-iterable (a DataLoader or a list of batches), not a one-shot "
+                "iterator: the test cycles it and replays it after a restore",
+                **{name: type(loader)},
+            )
+        try:
+            empty = len(loader) == 0  # type: ignore[arg-type]
+        except TypeError:  # no __len__ (an IterableDataset's loader): found out at the first step
+            empty = False
+        if empty:
+            raise invalid(name, "must yield at least one batch", **{f"len({name})": 0})
+
+    # -- the Trainer protocol ---------------------------------------------------------------
+    def run(self, lrs: np.ndarray) -> np.ndarray:
+        """Take ``len(lrs)`` optimizer steps, step ``i`` at ``lrs[i]`` (first group's LR);
+        return the losses, float64, shape ``(len(lrs),)``, after one device->host transfer."""
+        if not self.model.training:
+            # The test trains; restore() puts back every submodule's flag afterwards.
+            self.model.train()
+        optimizer, scaler, accumulate = self.optimizer, self.scaler, self.accumulation_steps
+        groups = optimizer.param_groups
+        losses = []
+        for lr in lrs:
+            for group, ratio in zip(groups, self.lr_ratios, strict=True):
+                value = float(lr) * ratio
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(value)
+                else:
+                    group["lr"] = value
+            optimizer.zero_grad(set_to_none=True)
+            total = None
+            for _ in range(accumulate):
+                loss = self._loss(self._next_batch(), training=True)
+                part = loss / accumulate if accumulate > 1 else loss
+                (scaler.scale(part) if scaler is not None else part).backward()
+                detached = loss.detach().reshape(())
+                total = detached if total is None else total + detached
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            losses.append(total / accumulate if accumulate > 1 else total)
+        if not losses:
+            return np.zeros(0)
+        return torch.stack(losses).to("cpu", torch.float64).numpy()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Host copy of everything a step changes (see the module docstring)."""
+        model_state = {
+            name: _to_host(value) for name, value in self.model.state_dict(keep_vars=False).items()
+        }
+        grads = {
+            name: None if p.grad is None else _to_host(p.grad)
+            for name, p in self.model.named_parameters()
+        }
+        optimizer = self.optimizer
+        state = {
+            "model": model_state,
+            "grads": grads,
+            "extra_params": [(_to_host(p), _to_host(p.grad)) for p in self._extra_params],
+            "modes": {name: module.training for name, module in self.model.named_modules()},
+            "param_groups": [
+                {key: _to_host(value) for key, value in group.items() if key != "params"}
+                for group in optimizer.param_groups
+            ],
+            "optimizer_state": [
+                _to_host(optimizer.state[p]) if p in optimizer.state else None for p in self._params
+            ],
+            "opt_called": getattr(optimizer, "_opt_called", None),
+            "scaler": None if self.scaler is None else copy.deepcopy(self.scaler.state_dict()),
+            "rng": _global_rng_state(),
+            "loader_rng": [g.get_state() for g in _loader_generators(self.train_loader)],
+            "data": {"pass": self._pass_id, "consumed": self._consumed, "rng": self._pass_rng},
+        }
+        return state
+
+    def restore(self, state: Any) -> None:
+        """Put back exactly the state of a :meth:`snapshot`, copying into existing tensors."""
+        model = self.model
+        with torch.no_grad():
+            current = model.state_dict(keep_vars=False)
+            extra: dict[str, Any] = {}
+            for name, saved in state["model"].items():
+                if isinstance(saved, _HostTensor) and name in current:
+                    current[name].copy_(saved.tensor)
+                else:
+                    extra[name] = _from_host(saved)
+            if extra:  # get_extra_state() entries and the like
+                model.load_state_dict(extra, strict=False)
+            for name, p in model.named_parameters():
+                p.grad = (
+                    None
+                    if state["grads"][name] is None
+                    else _restore_value(p.grad, state["grads"][name])
+                )
+            for p, (value, grad) in zip(self._extra_params, state["extra_params"], strict=True):
+                p.copy_(value.tensor)
+                p.grad = None if grad is None else _restore_value(p.grad, grad)
+        for name, module in model.named_modules():
+            module.training = state["modes"][name]
+        self._restore_optimizer(state)
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])
+            # A step interrupted between scale() and update() leaves per-optimizer bookkeeping
+            # ("already unscaled") that would make the user's next scaler.step() raise.
+            per_optimizer = getattr(self.scaler, "_per_optimizer_states", None)
+            if per_optimizer is not None:
+                per_optimizer.clear()
+        # Data first: rebuilding an iterator consumes RNG, which is put back right after.
+        self._restore_data(state["data"])
+        for gen, saved in zip(
+            _loader_generators(self.train_loader), state["loader_rng"], strict=True
+        ):
+            gen.set_state(saved)
+        _set_global_rng_state(state["rng"])
+
+    def _restore_optimizer(self, state: Mapping[str, Any]) -> None:
+        optimizer = self.optimizer
+        for group, saved in zip(optimizer.param_groups, state["param_groups"], strict=True):
+            for key in [k for k in group if k != "params" and k not in saved]:
+                del group[key]
+            for key, value in saved.items():
+                group[key] = _restore_value(group.get(key), value)
+        for p, saved in zip(self._params, state["optimizer_state"], strict=True):
+            if saved is None:
+                optimizer.state.pop(p, None)
+                continue
+            slots = optimizer.state[p]
+            for key in [k for k in slots if k not in saved]:
+                del slots[key]
+            for key, value in saved.items():
+                slots[key] = _restore_value(slots.get(key), value)
+        if state["opt_called"] is None:
+            optimizer.__dict__.pop("_opt_called", None)
+        else:
+            optimizer._opt_called = state["opt_called"]
+
+    # -- data ---------------------------------------------------------------------------------
+    def _start_pass(self) -> None:
+        self._pass_rng = {
+            "global": _global_rng_state(),
+            "loader": [g.get_state() for g in _loader_generators(self.train_loader)],
+        }
+        self._iterator = iter(self.train_loader)
+        self._pass_id = next(self._pass_ids)
+        self._consumed = 0
+
+    def _next_batch(self) -> Any:
+        if self._iterator is None:
+            self._start_pass()
+        assert self._iterator is not None  # for type checkers; set just above
+        try:
+            batch = next(self._iterator)
+        except StopIteration:
+            was_empty = self._consumed == 0
+            self._start_pass()
+            try:
+                batch = None if was_empty else next(self._iterator)
+            except StopIteration:
+                was_empty = True
+            if was_empty:
+                raise invalid(
+                    "train_loader", "must yield at least one batch", batches_yielded=0
+                ) from None
+        self._consumed += 1
+        return self._to_device(batch)
+
+    def _restore_data(self, saved: Mapping[str, Any]) -> None:
+        if saved["pass"] == self._pass_id and saved["consumed"] == self._consumed:
+            return
+        self.close()
+        if saved["pass"] is None:
+            return
+        # Replay the pass from the RNG states it began with, then skip what it had delivered.
+        _set_global_rng_state(saved["rng"]["global"])
+        for gen, gen_state in zip(
+            _loader_generators(self.train_loader), saved["rng"]["loader"], strict=True
+        ):
+            gen.set_state(gen_state)
+        self._iterator = iter(self.train_loader)
+        for _ in range(saved["consumed"]):
+            next(self._iterator)
+        self._pass_rng, self._pass_id, self._consumed = (
+            saved["rng"],
+            saved["pass"],
+            saved["consumed"],
+        )
+
+    def close(self) -> None:
+        """Drop the trainer's data iterator (DataLoader worker processes end with it)."""
+        self._iterator = None
+        self._pass_rng, self._pass_id, self._consumed = None, None, 0
+
+    def _to_device(self, batch: Any) -> Any:
+        # Concrete types first and no recursion for flat (x, y) batches: this runs every step.
+        tensor, device = torch.Tensor, self.device
+        if isinstance(batch, (list, tuple)) and not hasattr(batch, "_fields"):
+            return type(batch)(
+                [
+                    value.to(device, non_blocking=True)
+                    if isinstance(value, tensor)
+                    else self._to_device(value)
+                    for value in batch
+                ]
+            )
+        if isinstance(batch, tensor):
+            return batch.to(device, non_blocking=True)
+        if isinstance(batch, Mapping):
+            return {key: self._to_device(value) for key, value in batch.items()}
+        if isinstance(batch, (list, tuple)):  # a namedtuple: rebuilt field by field
+            return type(batch)(*(self._to_device(value) for value in batch))
+        return batch
+
+    # -- loss ---------------------------------------------------------------------------------
+    def _autocast(self) -> Any:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _loss(self, batch: Any, training: bool) -> Any:
+        source = "batch_fn" if self.batch_fn is not None else "loss_fn"
+        with self._autocast():
+            if self.batch_fn is not None:
+                loss = self.batch_fn(batch)
+            elif isinstance(batch, Mapping):
+                loss = self._dict_loss(batch)
+            elif isinstance(batch, (list, tuple)) and len(batch) >= 2:
+                if self.loss_fn is None:
+                    raise invalid(
+                        "loss_fn",
+                        "is needed for (inputs, target) batches (or pass batch_fn=)",
+                        loss_fn=None,
+                    )
+                loss = self.loss_fn(self.model(*batch[:-1]), batch[-1])
+            else:
+                raise invalid(
+                    "train_loader",
+                    "must yield (inputs, target) tuples or dicts, or come with "
+                    "batch_fn=(batch -> loss)",
+                    batch=type(batch),
+                )
+        if not isinstance(loss, torch.Tensor):
+            raise TypeError(
+                f"Argument `{source}` must return the loss as a scalar torch.Tensor. "
+                f"Received: a {type(loss).__name__}"
+            )
+        if loss.numel() != 1:
+            raise invalid(
+                source,
+                "must return a scalar loss (reduce it, e.g. reduction='mean')",
+                loss_shape=tuple(loss.shape),
+            )
+        if training and not loss.requires_grad:
+            raise invalid(
+                source,
+                "must return a loss computed from the model's trainable parameters "
+                "(it has no grad_fn)",
+                requires_grad=False,
+            )
+        return loss
+
+    def _dict_loss(self, batch: Mapping[str, Any]) -> Any:
+        if self.loss_fn is None:
+            out = self.model(**batch)
+            if isinstance(out, Mapping) and "loss" in out:
+                return out["loss"]
+            return getattr(out, "loss", out)
+        if self.target_key not in batch:
+            raise invalid(
+                "target_key",
+                "must name the target entry of the dict batches",
+                target_key=self.target_key,
+                keys=sorted(batch),
+            )
+        inputs = {key: value for key, value in batch.items() if key != self.target_key}
+        return self.loss_fn(self.model(**inputs), batch[self.target_key])
+
+    # -- validation ---------------------------------------------------------------------------
+    def evaluate(self) -> float:
+        """Mean loss on a fixed subset: the first ``val_batches`` batches of ``val_loader``
+        (taken once, then reused), in eval mode without gradients. Raises when there is no
+        ``val_loader``."""
+        if self.val_loader is None:
+            raise invalid(
+                "val_loader", "is needed to evaluate (pass val_loader=...)", val_loader=None
+            )
+        if self._val_cache is None:
+            # Drawing the subset (a shuffled loader seeds its sampler) must not move any RNG.
+            rng = _global_rng_state()
+            generators = _loader_generators(self.val_loader)
+            generator_states = [g.get_state() for g in generators]
+            try:
+                batches = list(itertools.islice(iter(self.val_loader), self.val_batches))
+            finally:
+                for gen, gen_state in zip(generators, generator_states, strict=True):
+                    gen.set_state(gen_state)
+                _set_global_rng_state(rng)
+            if not batches:
+                raise invalid("val_loader", "must yield at least one batch", batches_yielded=0)
+            self._val_cache = [self._to_device(batch) for batch in batches]
+        modes = {name: module.training for name, module in self.model.named_modules()}
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                total = sum(
+                    self._loss(batch, training=False).detach().float().reshape(())
+                    for batch in self._val_cache
+                )
+        finally:
+            for name, module in self.model.named_modules():
+                module.training = modes[name]
+        return float(total) / len(self._val_cache)
+
+    def metadata(self) -> dict[str, str | int | float | bool | None]:
+        """What the result should record about this setup (JSON scalars)."""
+        info: dict[str, str | int | float | bool | None] = {
+            "framework": "torch",
+            "torch_version": str(torch.__version__),
+            "optimizer": type(self.optimizer).__name__,
+            "param_groups": len(self.base_lrs),
+            "accumulation_steps": self.accumulation_steps,
+            "autocast_dtype": None if self.autocast_dtype is None else str(self.autocast_dtype),
+            "grad_scaler": self.scaler is not None,
+            "device": str(self.device),
+        }
+        for i, lr in enumerate(self.base_lrs):
+            info[f"group{i}_base_lr"] = lr
+            info[f"group{i}_lr_ratio"] = self.lr_ratios[i]
+        batch_size = getattr(self.train_loader, "batch_size", None)
+        if isinstance(batch_size, int):
+            info["batch_size"] = batch_size
+        return info
+
+
+def trainer(
+    model: Any,
+    optimizer: Any,
+    loss_fn: Callable[..., Any] | None,
+    train_loader: Iterable[Any],
+    *,
+    val_loader: Iterable[Any] | None = None,
+    val_batches: int = 4,
+    accumulation_steps: int = 1,
+    scaler: Any = None,
+    autocast_dtype: Any = None,
+    device: Any = None,
+    batch_fn: Callable[[Any], Any] | None = None,
+    target_key: str = "labels",
+) -> TorchTrainer:
+    """Build the :class:`TorchTrainer` (for ``lrscope.range_test``, sweeps and the CLI)."""
+    return TorchTrainer(
+        model,
+        optimizer,
+        loss_fn,
+        train_loader,
+        val_loader=val_loader,
+        val_batches=val_batches,
+        accumulation_steps=accumulation_steps,
+        scaler=scaler,
+        autocast_dtype=autocast_dtype,
+        device=device,
+        batch_fn=batch_fn,
+        target_key=target_key,
+    )
+
+
+def find_lr(
+    model: Any,
+    optimizer: Any,
+    loss_fn: Callable[..., Any] | None,
+    train_loader: Iterable[Any],
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    steps: int = 100,
+    mode: str = "exp",
+    val_loader: Iterable[Any] | None = None,
+    val_batches: int = 4,
+    eval_every: int | None = None,
+    accumulation_steps: int = 1,
+    scaler: Any = None,
+    autocast_dtype: Any = None,
+    device: Any = None,
+    batch_fn: Callable[[Any], Any] | None = None,
+    target_key: str = "labels",
+    beta: float = 0.98,
+    diverge_factor: float = 3.0,
+    stop_on_divergence: bool = True,
+    raise_on_divergence: bool = False,
+    chunk_size: int | None = None,
+    lr_diverge: float | None = None,
+    metadata: Mapping[str, str | int | float | bool | None] | None = None,
+    progress: bool = False,
+) -> RangeTestResult:
+    """LR range test of a PyTorch training setup; the model, optimizer, scaler, RNGs and data
+    position are restored exactly afterwards, whatever happens (divergence, error, Ctrl-C).
+
+    The LR of the first param group ramps from ``start_lr`` to ``end_lr`` over ``steps``
+    optimizer steps; other groups keep their LR ratio to it. With ``val_loader``, the mean loss
+    on its first ``val_batches`` batches is recorded every ``eval_every`` steps (default: once
+    per chunk, about 20 times). The other options are those of :func:`lrscope.range_test` and
+    :class:`TorchTrainer`.
+
+    >>> result = find_lr(model, optimizer, torch.nn.functional.mse_loss, loader,
+    ...                  start_lr=1e-5, end_lr=1.0, steps=100)  # doctest: +SKIP
+    >>> result.suggest().lr  # doctest: +SKIP
+    """
+    torch_trainer = trainer(
+        model,
+        optimizer,
+        loss_fn,
+        train_loader,
+        val_loader=val_loader,
+        val_batches=val_batches,
+        accumulation_steps=accumulation_steps,
+        scaler=scaler,
+        autocast_dtype=autocast_dtype,
+        device=device,
+        batch_fn=batch_fn,
+        target_key=target_key,
+    )
+    if val_loader is not None and eval_every is None and isinstance(steps, int):
+        # Once per chunk: the validation subset costs one extra host sync per chunk.
+        eval_every = chunk_size or auto_chunk(steps)
+    try:
+        return range_test(
+            torch_trainer,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            steps=steps,
+            mode=mode,
+            beta=beta,
+            diverge_factor=diverge_factor,
+            stop_on_divergence=stop_on_divergence,
+            raise_on_divergence=raise_on_divergence,
+            chunk_size=chunk_size,
+            eval_every=eval_every,
+            lr_diverge=lr_diverge,
+            metadata={**torch_trainer.metadata(), **(metadata or {})},
+            progress=progress,
+        )
+    finally:
+        torch_trainer.close()

@@ -1,0 +1,70 @@
+"""``lrscope find TARGET``: an LR range test on the Trainer a function returns."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lrscope.commands import UsageError, positive_float, positive_int
+
+HELP = "LR range test on TARGET (path/to/file.py:function returning a Trainer)"
+DESCRIPTION = (
+    "Run an LR range test on the Trainer that TARGET returns (TARGET = path/to/file.py:function "
+    "or module:function); print every rule's suggestion and write range_test.json and "
+    "range_test.png."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="TARGET", help="path/to/file.py:function")
+    parser.add_argument(
+        "--start-lr", type=positive_float, default=1e-7, help="first LR (default 1e-7)"
+    )
+    parser.add_argument("--end-lr", type=positive_float, default=10.0, help="last LR (default 10)")
+    parser.add_argument("--steps", type=positive_int, default=100, help="steps (default 100)")
+    parser.add_argument(
+        "--mode", choices=("exp", "linear"), default="exp", help="LR ramp (default exp)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("lrscope-find"), help="output folder (./lrscope-find)"
+    )
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lrscope.core.rangetest import range_test
+    from lrscope.targets import build_trainer
+    from lrscope.viz.text import describe_stop, suggestions_table
+
+    if args.start_lr >= args.end_lr:
+        raise UsageError(
+            f"argument --end-lr: must be greater than --start-lr "
+            f"(got --start-lr {args.start_lr:g}, --end-lr {args.end_lr:g})"
+        )
+    if args.steps < 2:
+        raise UsageError(f"argument --steps: must be >= 2 (got {args.steps})")
+    trainer = build_trainer(args.target)
+    result = range_test(
+        trainer,
+        start_lr=args.start_lr,
+        end_lr=args.end_lr,
+        steps=args.steps,
+        mode=args.mode,
+        metadata={"target": args.target},
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = [result.save(args.out / "range_test.json")]
+    if not args.no_plots:
+        from lrscope.viz.plots import new_figure, plot_range_test
+        from lrscope.viz.sweep_plots import save_png
+
+        fig = new_figure()
+        plot_range_test(result, ax=fig.add_subplot())
+        written.append(save_png(fig, args.out / "range_test.png"))
+    print(
+        f"lrscope find {args.target}: {result.start_lr:g} -> {result.end_lr:g} over "
+        f"{result.steps} steps ({args.mode}), {describe_stop(result)}"
+    )
+    print(suggestions_table(result))
+    print("\nwrote " + ", ".join(str(p) for p in written))
+    return 0

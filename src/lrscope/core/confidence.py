@@ -1,0 +1,203 @@
+"""How far to trust a range test: quality flags, an interval for the suggestion, plain words.
+
+A suggestion is one number read off one noisy curve. :func:`assess` measures what can go
+wrong with that reading and names it:
+
+- ``too_few_points``: fewer than :data:`MIN_GOOD_POINTS` finite steps (the test stopped almost
+  at once); every rule is guessing.
+- ``never_fell``: the loss never fell clearly (by more than twice its starting noise) below
+  its first values: the range starts too high, or the model does not learn.
+- ``never_diverged``: the loss had not risen clearly above its lowest point by the end of the
+  test: the stability edge lies beyond ``end_lr``, so edge-based rules read the end of the
+  range, not the edge. Raise ``end_lr``.
+- ``too_noisy``: the step-to-step scatter of the loss around its running median is more
+  than a quarter of the total fall: the position of the minimum is uncertain.
+- ``suggestions_disagree``: the rules (``edge``, ``min_div10``, ``steepest``) span more than
+  :data:`DISAGREE_DECADES` decades; the spread is reported.
+- ``interrupted``: the test was stopped by the user before it finished.
+
+The interval: the default rule divides the LR at a minimum by a factor (``min_div10``: the
+smoothed loss, 10; ``edge``: the lag-free centred-median loss, 3). Every LR next to that
+point whose loss lies within the scatter of the lowest value could equally be the minimum,
+and the minimum cannot be placed more finely than the median's window; the interval is that
+stretch of LRs, divided by the same factor. It is the reading uncertainty of
+this one curve, not a guarantee about the best LR (its top can lie above the LR where training
+diverges); a wide interval is a reason to run ``lrscope.verify``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lrscope.core.rules import (
+    DEFAULT_RULE,
+    EDGE_FACTOR,
+    EDGE_WINDOW,
+    _centred_median,
+    _finite_prefix,
+    apply_rule,
+)
+
+#: Fewer finite steps than this and the curve cannot be read reliably.
+MIN_GOOD_POINTS = 20
+#: Rules compared for ``suggestions_disagree`` and the spread above which they disagree.
+COMPARED_RULES = ("edge", "min_div10", "steepest")
+DISAGREE_DECADES = 1.0
+#: Scatter / fall ratio above which the curve is ``too_noisy``.
+NOISY_RATIO = 0.25
+#: The loss must end this share of its fall above its lowest point to count as diverged.
+ROSE_SHARE = 0.1
+
+FLAGS = (
+    "too_few_points",
+    "never_fell",
+    "never_diverged",
+    "too_noisy",
+    "suggestions_disagree",
+    "interrupted",
+)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """What :func:`assess` measured on one range test.
+
+    Attributes:
+        flags: names from :data:`FLAGS` that apply, in that order (empty: nothing found).
+        lr: the default rule's suggestion (None when it gave none).
+        interval: ``(low, high)`` LRs around ``lr`` (see the module docstring), or None.
+        spread_decades: max - min of log10 of the compared rules' suggestions (None when
+            fewer than two answered).
+        noise_ratio: scatter of the loss around its running median / total fall (None when
+            the loss never fell).
+        points: finite steps in the curve.
+    """
+
+    flags: tuple[str, ...]
+    lr: float | None
+    interval: tuple[float, float] | None
+    spread_decades: float | None
+    noise_ratio: float | None
+    points: int
+    suggestions: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when no flag was raised."""
+        return not self.flags
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "flags": list(self.flags),
+            "lr": self.lr,
+            "interval": list(self.interval) if self.interval else None,
+            "spread_decades": self.spread_decades,
+            "noise_ratio": self.noise_ratio,
+            "points": self.points,
+            "suggestions": dict(self.suggestions),
+        }
+
+
+def assess(result: Any) -> Quality:
+    """Quality flags and an interval for a :class:`~lrscope.RangeTestResult`; never raises."""
+    lrs, raw = _finite_prefix(result.lr, result.loss)
+    flags: list[str] = []
+    points = int(lrs.size)
+    suggestions = {
+        name: apply_rule(name, result.lr, result.smooth_loss, result.loss).lr
+        for name in COMPARED_RULES
+    }
+    default = apply_rule(DEFAULT_RULE, result.lr, result.smooth_loss, result.loss).lr
+    interval = None
+    noise_ratio = None
+    if points < MIN_GOOD_POINTS:
+        flags.append("too_few_points")
+    if points >= 3:
+        half = max(1, round(points * EDGE_WINDOW))
+        centred = _centred_median(raw, half)
+        lowest = int(np.argmin(centred))
+        start_noise = float(np.std(raw[: min(points, 10)]))
+        fall = float(centred[0] - centred[lowest])
+        if lowest == 0 or not fall > 2.0 * start_noise:
+            flags.append("never_fell")
+        else:
+            rise = float(np.max(centred[lowest:]) - centred[lowest])
+            stopped = result.stop_reason in ("diverged", "non_finite")
+            if not stopped and rise < ROSE_SHARE * fall:
+                flags.append("never_diverged")
+            residual = raw - centred
+            scatter = 1.4826 * float(np.median(np.abs(residual[: lowest + 1])))
+            noise_ratio = scatter / fall
+            if noise_ratio > NOISY_RATIO:
+                flags.append("too_noisy")
+            if default is not None and DEFAULT_RULE == "edge":
+                interval = _edge_interval(lrs, centred, lowest, half, scatter, EDGE_FACTOR)
+            elif default is not None and DEFAULT_RULE == "min_div10":
+                smooth = np.asarray(result.smooth_loss, dtype=np.float64)[: lrs.size]
+                if np.isfinite(smooth).all():
+                    at = int(np.argmin(smooth))
+                    interval = _edge_interval(lrs, smooth, at, half, scatter, 10.0)
+    else:
+        flags.append("never_fell")
+    answered = [lr for lr in suggestions.values() if lr is not None]
+    spread = float(np.ptp(np.log10(answered))) if len(answered) >= 2 else None
+    if spread is not None and spread > DISAGREE_DECADES:
+        flags.append("suggestions_disagree")
+    if result.stop_reason == "interrupted":
+        flags.append("interrupted")
+    ordered = tuple(flag for flag in FLAGS if flag in flags)
+    return Quality(ordered, default, interval, spread, noise_ratio, points, suggestions)
+
+
+def _edge_interval(
+    lrs: np.ndarray, centred: np.ndarray, lowest: int, half: int, scatter: float, factor: float
+) -> tuple[float, float]:
+    """LRs / ``factor`` over the stretch around the lowest point that is within the scatter
+    of it, and at least the smoothing window (the minimum cannot be placed more finely)."""
+    left = right = lowest
+    while left > 0 and centred[left - 1] <= centred[lowest] + scatter:
+        left -= 1
+    while right < centred.size - 1 and centred[right + 1] <= centred[lowest] + scatter:
+        right += 1
+    left = min(left, max(0, lowest - half))
+    right = max(right, min(centred.size - 1, lowest + half))
+    return float(lrs[left] / factor), float(lrs[right] / factor)
+
+
+_WORDS = {
+    "too_few_points": (
+        "The test stopped after only {points} usable steps: no rule can read that curve. "
+        "Lower start_lr, or raise steps."
+    ),
+    "never_fell": (
+        "The loss never fell clearly below its first values: the range starts too high "
+        "(lower start_lr), or the model is not learning (check the data and the loss)."
+    ),
+    "never_diverged": (
+        "The loss had not started to rise by end_lr: the best LR may lie above the tested "
+        "range. Raise end_lr and run the test again."
+    ),
+    "too_noisy": (
+        "The loss is noisy (scatter {noise:.0%} of its fall): the suggestion is uncertain. "
+        "Use a larger batch, more steps, or check it with lrscope.verify."
+    ),
+    "suggestions_disagree": (
+        "The rules disagree by {spread:.1f} decades of LR: read the plot, or check the "
+        "suggestion with lrscope.verify."
+    ),
+    "interrupted": "The test was interrupted: the curve is partial.",
+}
+
+
+def warnings_text(result: Any) -> list[str]:
+    """One plain-words warning per quality flag (empty when the curve looks trustworthy)."""
+    quality = assess(result)
+    values = {
+        "points": quality.points,
+        "noise": quality.noise_ratio or 0.0,
+        "spread": quality.spread_decades or 0.0,
+    }
+    return [_WORDS[flag].format(**values) for flag in quality.flags]

@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import lrscope
+from lrscope.core.confidence import FLAGS, assess, warnings_text
+from lrscope.core.ramp import lr_ramp
+from lrscope.core.result import RangeTestResult
+from lrscope.core.smoothing import smooth_loss
+from lrscope.lab.linreg import linreg_trainer
+
+
+def result_from(lrs, loss, stop_reason="completed"):
+    loss = np.asarray(loss, dtype=np.float64)
+    return RangeTestResult(
+        lr=np.asarray(lrs, dtype=np.float64),
+        loss=loss,
+        smooth_loss=smooth_loss(loss),
+        stop_reason=stop_reason,
+        stop_step=None,
+        start_lr=float(lrs[0]),
+        end_lr=float(lrs[-1]),
+        steps=len(lrs),
+    )
+
+
+def bowl(n=100, noise=0.0, seed=0):
+    """Flat, a fall centred at 1e-3, a blow-up after 1e-1 (loss vs log10 LR)."""
+    lrs = lr_ramp(1e-6, 10.0, n)
+    x = np.log10(lrs)
+    loss = 1.0 - 0.9 / (1 + np.exp(-3 * (x + 3))) + np.where(x > -1, (x + 1) ** 2, 0.0)
+    return lrs, loss + noise * np.random.default_rng(seed).standard_normal(n)
+
+
+def test_the_lesson_range_test_raises_no_flag(lesson_data):
+    result = lrscope.range_test(linreg_trainer(lesson_data), steps=100)
+    quality = result.quality()
+    assert quality.ok and quality.flags == ()
+    assert quality.lr == result.suggest().lr
+    low, high = quality.interval
+    assert low <= quality.lr <= high
+
+
+def test_a_range_that_ends_too_low_says_never_diverged(lesson_data):
+    result = lrscope.range_test(linreg_trainer(lesson_data), steps=100, end_lr=0.01)
+    assert result.stop_reason == "completed"
+    assert "never_diverged" in result.quality().flags
+    assert any("Raise end_lr" in text for text in warnings_text(result))
+
+
+def test_a_range_that_starts_too_high_says_never_fell(lesson_data):
+    result = lrscope.range_test(linreg_trainer(lesson_data), start_lr=3.0, end_lr=100.0)
+    flags = result.quality().flags
+    assert "never_fell" in flags and "too_few_points" in flags
+    assert result.quality().lr is None and result.quality().interval is None
+
+
+def test_noise_larger_than_the_fall_is_too_noisy():
+    quiet = assess(result_from(*bowl(noise=0.01)))
+    noisy = assess(result_from(*bowl(noise=0.5)))
+    assert "too_noisy" not in quiet.flags and quiet.noise_ratio < 0.25
+    assert "too_noisy" in noisy.flags or "never_fell" in noisy.flags
+
+
+def test_disagreeing_rules_are_flagged_with_their_spread():
+    lrs, loss = bowl(n=200)
+    quality = assess(result_from(lrs, loss))
+    answered = [lr for lr in quality.suggestions.values() if lr is not None]
+    assert quality.spread_decades == pytest.approx(np.ptp(np.log10(answered)))
+    # A long flat stretch after an early fall pushes edge far from steepest.
+    x = np.log10(lrs)
+    early = 1.0 - 0.9 / (1 + np.exp(-6 * (x + 5))) + np.where(x > 0.5, (x - 0.5) ** 2, 0.0)
+    spread = assess(result_from(lrs, early))
+    assert spread.spread_decades > 1.0 and "suggestions_disagree" in spread.flags
+    assert any("decades" in text for text in warnings_text(result_from(lrs, early)))
+
+
+def test_an_interrupted_test_is_flagged():
+    lrs, loss = bowl()
+    assert "interrupted" in assess(result_from(lrs, loss, "interrupted")).flags
+
+
+def test_warnings_follow_the_flags_one_to_one():
+    lrs, loss = bowl()
+    result = result_from(lrs[:60], loss[:60])
+    assert len(warnings_text(result)) == len(assess(result).flags)
+
+
+curves = st.lists(
+    st.one_of(st.floats(-1e6, 1e6), st.just(float("nan")), st.just(float("inf"))),
+    min_size=0,
+    max_size=60,
+)
+
+
+@given(values=curves, reason=st.sampled_from(["completed", "diverged", "interrupted"]))
+def test_any_curve_gets_flags_and_never_raises(values, reason):
+    n = len(values)
+    lrs = np.logspace(-6, 0, n) if n else np.zeros(0)
+    result = result_from(lrs, values, reason) if n else result_from(np.ones(1), [np.nan], reason)
+    quality = assess(result)
+    assert set(quality.flags) <= set(FLAGS)
+    assert len(warnings_text(result)) == len(quality.flags)
+    if quality.interval is not None:
+        assert quality.interval[0] <= quality.interval[1]

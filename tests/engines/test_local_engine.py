@@ -1,0 +1,32 @@
+"""The local engine's process pool: spawned workers, a dying worker recorded, same map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import sweep_targets
+
+import lrscope
+
+TARGETS = Path(sweep_targets.__file__)
+
+
+def test_process_pool_matches_in_process_runs_and_records_a_dead_worker(tmp_path):
+    lrs = [0.1, 0.3, sweep_targets.CRASH_LR, 0.7, 1.0]
+    file = tmp_path / "runs.jsonl"
+    pooled = lrscope.sweep(
+        f"{TARGETS}:crashing", lrs, steps=30, eval_every=3, workers=2, results_file=file
+    )
+    assert pooled.status[0, 2] == "error"
+    assert "worker process died" in pooled.errors[0][2]
+    # the runs not in flight with the dying one completed; any that shared its pool died
+    # with it and are recorded the same way, never dropped
+    assert all(s in ("ok", "diverged", "error") for s in pooled.status[0])
+    assert pooled.complete and len(file.read_text().splitlines()) == 1 + len(lrs)
+    reference = lrscope.sweep(sweep_targets.lesson(), lrs, steps=30, eval_every=3)
+    good = [i for i in range(len(lrs)) if pooled.status[0, i] != "error"]
+    assert len(good) >= 3
+    assert np.array_equal(pooled.loss[0, good], reference.loss[0, good], equal_nan=True)
+    assert np.array_equal(pooled.val_loss[0, good], reference.val_loss[0, good], equal_nan=True)
+    assert pooled.metadata["engine"] == "local (2 processes)"

@@ -1,0 +1,105 @@
+"""``lrscope find`` and ``lrscope sweep`` on a TARGET file, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lrscope.cli import main
+from lrscope.core.sweep import SweepResult
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = f"{ROOT / 'examples' / 'lesson_target.py'}:trainer"
+
+
+def test_find_prints_the_suggestions_and_writes_json_and_png(tmp_path, capsys):
+    code = main(["find", TARGET, "--start-lr", "1e-4", "--end-lr", "10", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "diverged at step" in out and "min_div10" in out and "suggested lr" in out
+    data = json.loads((tmp_path / "range_test.json").read_text())
+    assert data["kind"] == "range_test" and data["start_lr"] == 1e-4
+    assert data["metadata"]["target"] == TARGET
+    assert (tmp_path / "range_test.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_sweep_prints_the_map_writes_files_and_resumes(tmp_path, capsys):
+    args = ["sweep", TARGET, "--lrs", "0.01:1:5", "--steps", "60", "--eval-every", "1"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "5 LRs x 60 steps, engine local, 5/5 runs (0 reused" in out
+    assert "best lr" in out and "held-out loss" in out and "diverged" in out
+    result = SweepResult.load(tmp_path / "sweep.json")
+    assert np.allclose(result.lrs, np.geomspace(0.01, 1, 5))
+    assert list(result.status[0]) == ["ok", "ok", "ok", "ok", "diverged"]
+    assert f"best LR for all 60 steps: {result.best_lr():.4g}" in out
+    lines = (tmp_path / "sweep_runs.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+    for name in ("lr_steps_map.png", "best_lr.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+    # a second run needs --resume (never silently mixes or overwrites), then reuses every run
+    assert main([*args, "--out", str(tmp_path), "--no-plots"]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path), "--no-plots", "--resume"]) == 0
+    assert "(5 reused from the results file)" in capsys.readouterr().out
+    assert (tmp_path / "sweep_runs.jsonl").read_text().splitlines() == lines
+
+
+def test_sweep_with_seeds_runs_each_seed(tmp_path, capsys):
+    args = ["sweep", TARGET, "--lrs", "0.1,0.5", "--steps", "10", "--seeds", "2"]
+    assert main([*args, "--out", str(tmp_path), "--no-plots"]) == 0
+    assert "x 2 seeds" in capsys.readouterr().out
+    assert SweepResult.load(tmp_path / "sweep.json").seeds == (0, 1)
+
+
+@pytest.fixture
+def bad_targets(tmp_path):
+    (tmp_path / "targets.py").write_text("def not_a_trainer():\n    return 42\nvalue = 3\n")
+    (tmp_path / "broken.py").write_text("import no_such_framework_xyz\n")
+    (tmp_path / "raises.py").write_text("def trainer():\n    raise RuntimeError('no GPU')\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("command", ["find", "sweep"])
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("{dir}/missing.py:trainer", "file {dir}/missing.py not found"),
+        ("{dir}/targets.py:absent", "has no function 'absent'"),
+        ("{dir}/targets.py:value", "'value' is not callable"),
+        ("{dir}/targets.py:not_a_trainer", "must return a Trainer (run, snapshot, restore)"),
+        ("no_such_module_xyz:trainer", "module no_such_module_xyz not found"),
+        ("{dir}/broken.py:trainer", "failed: ModuleNotFoundError: No module named 'no_such"),
+        ("{dir}/raises.py:trainer", "raised while building the trainer: RuntimeError: no GPU"),
+        ("{dir}/targets.py", "must look like 'path/to/file.py:function'"),
+    ],
+)
+def test_bad_targets_give_one_line_and_exit_2(bad_targets, capsys, command, target, message):
+    target = target.format(dir=bad_targets)
+    extra = ["--lrs", "0.1,0.2", "--steps", "5"] if command == "sweep" else []
+    code = main([command, target, *extra, "--out", str(bad_targets / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith(f"lrscope {command}: error: ")
+    assert message.format(dir=bad_targets) in err
+    assert not (bad_targets / "out" / "sweep_runs.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lrs", "1:0.1:5"], "argument --lrs: must be START:STOP:N"),
+        (["--lrs", "0.1,0.1"], "argument --lrs: must be START:STOP:N"),
+        (["--lrs", "a,b"], "argument --lrs: must be START:STOP:N"),
+        (["--lrs", "0.1", "--engine", "dask"], "argument --engine: invalid choice"),
+    ],
+)
+def test_bad_sweep_options_give_one_line_and_exit_2(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as stop:
+        main(["sweep", TARGET, "--steps", "5", *args, "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -1,0 +1,52 @@
+"""The quality benchmark's smoke mode runs and writes a table with every rule in it."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import needs
+
+from lrscope.core.rules import DEFAULT_RULE, RULES
+
+pytestmark = [pytest.mark.slow, pytest.mark.torch, needs("torch"), needs("sklearn")]
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = ("fastai_valley", "fastai_minimum", "torch_lr_finder", "lightning")
+
+
+def rule_name(cell):
+    return re.sub(r"\*\*(.*)\*\* \(default\)", r"\1", cell.strip())
+
+
+def test_smoke_benchmark_writes_a_table_with_every_rule(tmp_path):
+    out = tmp_path / "quality.md"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_quality.py", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "- machine:" in text and "- command:" in text and "- date:" in text
+    summary = text.split("## Summary per rule", 1)[1]
+    rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
+    names = {rule_name(r.split("|")[1]) for r in rows[1:]}
+    expected = set(RULES) | {f"peer:{p}" for p in PEERS} | {"verify"}
+    assert names == expected
+    assert f"**{DEFAULT_RULE}** (default)" in summary
+    for row in rows[1:]:
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        for cell in cells[1:3]:  # median and worst regret: a number, or "diverged"
+            assert cell == "diverged" or float(cell) > 0
+    # Every task table has one line per rule per budget.
+    for task in ("linreg", "digits_mlp"):
+        section = text.split(f"## {task}:", 1)[1].split("\n## ", 1)[0]
+        lines = [ln for ln in section.splitlines() if re.match(r"\| \d+ \|", ln)]
+        rule_lines = [ln for ln in lines if rule_name(ln.split("|")[2]) in expected]
+        assert len(rule_lines) == 2 * len(expected)
+        assert "Quality flags" in section  # one line per seed follows
+        assert len(lines) - len(rule_lines) == 2  # --smoke runs 2 seeds
