@@ -25,7 +25,6 @@ import datetime
 import itertools
 import os
 import pathlib
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 
 import lrscope  # noqa: E402
 from lrscope.jax import find_lr, trainer  # noqa: E402
@@ -181,16 +181,6 @@ def interleaved_medians(runners: dict, repeats: int) -> tuple[dict, dict]:
             times[name].append(time.perf_counter() - began)
     medians = {name: statistics.median(values) for name, values in times.items()}
     return medians, {name: min(values) for name, values in times.items()}
-
-
-def cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -40,6 +40,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
+
 import lrscope  # noqa: E402
 
 STEPS = 300
@@ -142,16 +144,6 @@ def timed(fn) -> tuple[float, object]:
     began = time.perf_counter()
     out = fn()
     return time.perf_counter() - began, out
-
-
-def cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -23,10 +23,11 @@ import datetime
 import json
 import os
 import pathlib
-import platform
 import statistics
 import subprocess
 import sys
+
+from machine import cpu_model  # benchmarks/machine.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PEERS = ROOT / "benchmarks" / "peers"
@@ -36,16 +37,6 @@ REPEATS = 5
 FINDERS = ("lrscope", "lrscope-adapter", "torch-lr-finder", "fastai", "lightning")
 TASKS = ("linreg", "digits_mlp", "digits_cnn")
 sys.path.insert(0, str(PEERS))
-
-
-def cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run_one(finder: str, task: str) -> dict[str, object]:
