@@ -723,35 +723,9 @@ class JaxTrainer:
 # --------------------------------------------------------------------------- front door
 
 
-def trainer(
-    loss_fn: LossFn,
-    params: Any,
-    optimizer: Any,
-    batches: Any,
-    *,
-    batch_size: int | None = None,
-    has_aux: bool = False,
-    key: Any = None,
-    opt_state: Any = None,
-    chunk_size: int | None = None,
-    eval_batch: Any = None,
-) -> JaxTrainer:
-    """Build a :class:`JaxTrainer` (for ``lrscope.range_test``, the CLI and sweeps).
-
-    Arguments as in :func:`find_lr`.
-    """
-    return JaxTrainer(
-        loss_fn,
-        params,
-        optimizer,
-        batches,
-        batch_size=batch_size,
-        has_aux=has_aux,
-        key=key,
-        opt_state=opt_state,
-        chunk_size=chunk_size,
-        eval_batch=eval_batch,
-    )
+#: Build the :class:`JaxTrainer` (for ``lrscope.range_test``, sweeps and the CLI); the same
+#: arguments as the class (an alias, so the two signatures cannot drift apart).
+trainer = JaxTrainer
 
 
 @overload

@@ -635,30 +635,9 @@ class KerasTrainer:
         return float(logs["loss"])
 
 
-def trainer(
-    model: Any,
-    x: Any = None,
-    y: Any = None,
-    *,
-    batch_size: int | None = None,
-    sample_weight: Any = None,
-    class_weight: Mapping[int, float] | None = None,
-    shuffle: bool = True,
-    seed: int = 0,
-    validation_data: Any = None,
-) -> KerasTrainer:
-    """A :class:`KerasTrainer` for ``model`` on ``x``/``y`` (for sweeps and the CLI)."""
-    return KerasTrainer(
-        model,
-        x,
-        y,
-        batch_size=batch_size,
-        sample_weight=sample_weight,
-        class_weight=class_weight,
-        shuffle=shuffle,
-        seed=seed,
-        validation_data=validation_data,
-    )
+#: Build the :class:`KerasTrainer` (for ``lrscope.range_test``, sweeps and the CLI); the same
+#: arguments as the class (an alias, so the two signatures cannot drift apart).
+trainer = KerasTrainer
 
 
 def find_lr(

@@ -606,36 +606,9 @@ class TorchTrainer:
         return info
 
 
-def trainer(
-    model: Any,
-    optimizer: Any,
-    loss_fn: Callable[..., Any] | None,
-    train_loader: Iterable[Any],
-    *,
-    val_loader: Iterable[Any] | None = None,
-    val_batches: int = 4,
-    accumulation_steps: int = 1,
-    scaler: Any = None,
-    autocast_dtype: Any = None,
-    device: Any = None,
-    batch_fn: Callable[[Any], Any] | None = None,
-    target_key: str = "labels",
-) -> TorchTrainer:
-    """Build the :class:`TorchTrainer` (for ``lrscope.range_test``, sweeps and the CLI)."""
-    return TorchTrainer(
-        model,
-        optimizer,
-        loss_fn,
-        train_loader,
-        val_loader=val_loader,
-        val_batches=val_batches,
-        accumulation_steps=accumulation_steps,
-        scaler=scaler,
-        autocast_dtype=autocast_dtype,
-        device=device,
-        batch_fn=batch_fn,
-        target_key=target_key,
-    )
+#: Build the :class:`TorchTrainer` (for ``lrscope.range_test``, sweeps and the CLI); the same
+#: arguments as the class (an alias, so the two signatures cannot drift apart).
+trainer = TorchTrainer
 
 
 def find_lr(
