@@ -26,6 +26,27 @@ def test_find_prints_the_suggestions_and_writes_json_and_png(tmp_path, capsys):
     assert (tmp_path / "range_test.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_find_budget_verifies_and_prints_the_closed_form_best(tmp_path, capsys):
+    from lrscope.core.verify import VerifyResult
+    from lrscope.lab.linreg import Moments, exact_gd, make_data
+
+    code = main(["find", TARGET, "--budget", "20", "--no-plots", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    check = VerifyResult.load(tmp_path / "verify.json")
+    assert check.steps == 20 and not check.at_boundary
+    assert f"best LR for 20 steps: {check.best_lr:.4g}" in out
+    assert "held-out loss after 20 steps" in out
+    # The target's held-out loss is the exact loss: the pick beats every other LR tried in
+    # closed form too, and its neighbours are within the default resolution (1.2x).
+    moments = Moments.of(make_data(seed=0))
+    exact = [exact_gd(moments, lr, 20)[1][-1] for lr in check.lrs]
+    assert check.best_lr == check.lrs[int(np.nanargmin(exact))]
+    i = check.best_index
+    assert check.lrs[i + 1] / check.lrs[i] <= 1.2 + 1e-9
+    assert check.lrs[i] / check.lrs[i - 1] <= 1.2 + 1e-9
+
+
 def test_sweep_prints_the_map_writes_files_and_resumes(tmp_path, capsys):
     args = ["sweep", TARGET, "--lrs", "0.01:1:5", "--steps", "60", "--eval-every", "1"]
     assert main([*args, "--out", str(tmp_path)]) == 0

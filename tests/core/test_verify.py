@@ -39,19 +39,46 @@ def test_picks_the_closed_form_best_candidate_on_the_lesson(lesson_data):
     assert check.scores[-1] > check.losses[-1, 0]
 
 
-def test_refine_adds_the_midpoints_around_the_winner_and_keeps_the_closed_form_best(
-    lesson_data,
-):
+def _closed_form_best_lr(moments, steps):
+    """The LR with the lowest exact loss after ``steps`` GD steps, on a fine log grid.
+
+    The loss after N steps of GD on a quadratic is a sum of (1 - lr * lambda_i)^(2N) terms:
+    convex in lr, so a search that brackets and bisects must close in on this one minimum."""
+    grid = np.logspace(-3, 0.5, 1401)
+    losses = np.array([exact_gd(moments, lr, steps)[1][-1] for lr in grid])
+    return float(grid[int(np.nanargmin(losses))])
+
+
+@pytest.mark.parametrize(
+    ("candidates", "steps"),
+    [
+        ([0.01, 0.03], 15),  # best at the top end: the bracket must climb
+        ([0.9, 2.0], 20),  # every candidate diverges: the bracket must step down
+        ([0.03, 0.1, 0.3, 0.9], 200),
+    ],
+)
+def test_refine_brackets_and_bisects_to_the_closed_form_best(lesson_data, candidates, steps):
     moments = Moments.of(lesson_data)
-    candidates = [0.03, 0.1, 0.3, 0.9]
-    steps = 15
     check = verify(lesson_trainer(lesson_data), candidates, steps=steps)
-    first = [exact_gd(moments, lr, steps)[1][-1] for lr in candidates]
-    winner = int(np.argmin(first))
-    added = [np.sqrt(candidates[winner] * candidates[i]) for i in (winner - 1, winner + 1)]
-    np.testing.assert_allclose(check.lrs, np.sort(candidates + added))
-    exact = [exact_gd(moments, lr, steps)[1][-1] for lr in check.lrs]
-    assert check.best_lr == check.lrs[int(np.nanargmin(exact))]
+    best = _closed_form_best_lr(moments, steps)
+    assert not check.at_boundary
+    index = check.best_index
+    below, above = check.lrs[index - 1], check.lrs[index + 1]
+    # The neighbours of the pick are within `resolution` of it and bracket the true best.
+    assert check.lrs[index] / below <= 1.2 + 1e-9 and above / check.lrs[index] <= 1.2 + 1e-9
+    assert below <= best <= above
+    assert check.lrs.size <= 14
+    # Every tried LR's score is the float32 run's loss: close to the closed form.
+    exact = np.array([exact_gd(moments, lr, steps)[1][-1] for lr in check.lrs])
+    finite = np.isfinite(check.scores)
+    np.testing.assert_allclose(check.scores[finite], exact[finite], rtol=1e-3)
+
+
+def test_max_runs_caps_the_search(lesson_data):
+    check = verify(lesson_trainer(lesson_data), [0.001], steps=15, max_runs=3)
+    # One candidate, then two bracket steps up (x3 each): the best is still the top end.
+    np.testing.assert_allclose(check.lrs, [0.001, 0.003, 0.009])
+    assert check.best_lr == check.lrs[-1] and check.at_boundary
 
 
 def test_restores_the_trainer_bitwise(lesson_data):
@@ -97,16 +124,16 @@ def test_without_evaluate_scores_the_tail_of_the_training_loss(lesson_data):
     assert check.scores[0] == pytest.approx(np.mean(check.losses[0, -2:]))
 
 
-def test_all_diverged_gives_no_best(lesson_data):
-    check = verify(lesson_trainer(lesson_data), [5.0, 50.0], steps=40)
+def test_all_diverged_gives_no_best_without_refine(lesson_data):
+    check = verify(lesson_trainer(lesson_data), [5.0, 50.0], steps=40, refine=False)
     assert check.best_lr is None and check.best_index is None
     assert np.all(np.isinf(check.scores))
 
 
 def test_at_boundary_says_when_the_best_is_an_end_candidate(lesson_data):
-    low = verify(lesson_trainer(lesson_data), [0.1, 0.2, 0.4], steps=30)
+    low = verify(lesson_trainer(lesson_data), [0.1, 0.2, 0.4], steps=30, refine=False)
     assert low.best_lr == 0.4 and low.at_boundary
-    inside = verify(lesson_trainer(lesson_data), [0.1, 0.5, 5.0], steps=30)
+    inside = verify(lesson_trainer(lesson_data), [0.1, 0.5, 5.0], steps=30, refine=False)
     assert inside.best_lr == 0.5 and not inside.at_boundary
 
 
@@ -132,6 +159,9 @@ def test_json_round_trip(lesson_data):
         ({"candidates": [0.1], "around": 0.1}, r"Argument `around` must be None"),
         ({"around": -2.0}, r"Argument `around` must be a positive LR"),
         ({"around": 0.1, "factors": []}, r"Argument `factors` must be"),
+        ({"candidates": [0.1], "resolution": 1.0}, r"Argument `resolution` must be a finite"),
+        ({"candidates": [0.1], "max_runs": 0}, r"Argument `max_runs` must be an integer >= 1"),
+        ({"candidates": [0.1, 0.2], "max_runs": 1}, r"Argument `max_runs` must be at least"),
     ],
 )
 def test_bad_arguments_are_named(lesson_data, kwargs, message):

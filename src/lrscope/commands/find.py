@@ -11,7 +11,9 @@ HELP = "LR range test on TARGET (path/to/file.py:function returning a Trainer)"
 DESCRIPTION = (
     "Run an LR range test on the Trainer that TARGET returns (TARGET = path/to/file.py:function "
     "or module:function); print every rule's suggestion and write range_test.json and "
-    "range_test.png."
+    "range_test.png. With --budget N, then train N steps at the default suggestion and its "
+    "neighbours from the same start (lrscope.verify) and print the best LR for N steps "
+    "(verify.json)."
 )
 
 
@@ -29,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=Path("lrscope-find"), help="output folder (./lrscope-find)"
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG")
+    parser.add_argument(
+        "--budget",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="also verify: the best LR for N training steps, searched around the suggestion",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,5 +75,18 @@ def run(args: argparse.Namespace) -> int:
         f"{result.steps} steps ({args.mode}), {describe_stop(result)}"
     )
     print(suggestions_table(result))
+    if args.budget is not None:
+        from lrscope.core.verify import verify
+        from lrscope.viz.text import verify_table
+
+        if result.suggest().lr is None:
+            raise UsageError(
+                "argument --budget: the range test gave no suggestion to verify around "
+                f"({result.suggest().reason})"
+            )
+        check = verify(trainer, around=result, steps=args.budget)
+        written.append(check.save(args.out / "verify.json"))
+        print()
+        print(verify_table(check))
     print("\nwrote " + ", ".join(str(p) for p in written))
     return 0

@@ -13,8 +13,10 @@ rank runs by). A run whose loss becomes non-finite scores ``inf``.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,12 @@ KIND = "verify"
 #: Multiples of the suggestion tried when no candidates are given: a decade and half a decade
 #: below (a range-test suggestion errs high more dangerously than low), and half a decade above.
 DEFAULT_FACTORS = (0.1, 1 / 3, 1.0, 3.0)
+#: How far apart (as a ratio of LRs) the best run and its neighbours end up when ``refine``.
+DEFAULT_RESOLUTION = 1.2
+#: Most training runs one verify call makes (4 candidates, a few bracket steps, 3 bisections).
+DEFAULT_MAX_RUNS = 14
+#: Step of the bracket search, as a multiple of LR: the spacing of the default candidates.
+BRACKET_FACTOR = 3.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,6 +129,15 @@ class VerifyResult:
     def from_json(cls, text: str | bytes) -> VerifyResult:
         return cls.from_dict(jsonio.loads(text))
 
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the JSON atomically to ``path`` and return it."""
+        return jsonio.write_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> VerifyResult:
+        """Read a result saved with :meth:`save`."""
+        return cls.from_json(jsonio.read_text(path))
+
 
 def _candidates(candidates: Sequence[float] | np.ndarray) -> np.ndarray:
     try:
@@ -156,6 +173,8 @@ def verify(
     factors: Sequence[float] = DEFAULT_FACTORS,
     use_evaluate: bool = True,
     refine: bool = True,
+    resolution: float = DEFAULT_RESOLUTION,
+    max_runs: int = DEFAULT_MAX_RUNS,
     **range_test_options: Any,
 ) -> VerifyResult:
     """Train ``steps`` steps at each candidate LR from the same start; return the evidence.
@@ -163,16 +182,32 @@ def verify(
     Candidates are ``candidates`` when given; otherwise ``around`` times each of ``factors``
     (x1/10, x1/3, x1, x3), where ``around`` is an LR or a :class:`RangeTestResult` (its
     default suggestion). With neither, a range test is run first (``range_test_options`` go
-    to :func:`lrscope.range_test`). ``refine=True`` then also tries the geometric midpoints
-    between the best candidate and its neighbours (two more runs at most): the loss after a
-    fixed budget can change several-fold within a factor of 3 of LR near the stability edge.
-    The trainer is restored to its starting state afterwards, also when a run raises.
+    to :func:`lrscope.range_test`).
+
+    ``refine=True`` then searches from those candidates, because the loss after a fixed
+    budget can change several-fold within a factor of 3 of LR near the stability edge:
+
+    1. *bracket*: while the best LR is the highest (or lowest) tried, try 3x above (below) it,
+       so the best is never an end point only because nobody looked further; when every
+       candidate diverged, it steps down by 3x until one does not;
+    2. *bisect*: try the geometric midpoints between the best LR and its neighbours, and
+       repeat until both neighbours are within a factor ``resolution`` of the best.
+
+    At most ``max_runs`` training runs in all (the first candidates included). Every run
+    starts from the same snapshot, and the trainer is restored to it afterwards, also when a
+    run raises.
 
     >>> check = lrscope.verify(trainer, around=result, steps=200)  # doctest: +SKIP
     >>> check.best_lr, check.at_boundary                           # doctest: +SKIP
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise invalid("steps", "must be an integer >= 1", steps=steps)
+    if isinstance(resolution, bool) or not (
+        isinstance(resolution, (int, float, np.floating)) and 1.0 < resolution < math.inf
+    ):
+        raise invalid("resolution", "must be a finite number > 1", resolution=resolution)
+    if isinstance(max_runs, bool) or not isinstance(max_runs, (int, np.integer)) or max_runs < 1:
+        raise invalid("max_runs", "must be an integer >= 1", max_runs=max_runs)
     if candidates is not None and around is not None:
         raise invalid(
             "around",
@@ -214,6 +249,12 @@ def verify(
         lrs = _candidates([centre * f for f in factors])
     else:
         lrs = _candidates(candidates)
+    if lrs.size > max_runs:
+        raise invalid(
+            "max_runs",
+            f"must be at least the number of candidates ({lrs.size})",
+            max_runs=max_runs,
+        )
     evaluate = use_evaluate and callable(getattr(trainer, "evaluate", None))
     runs: dict[float, tuple[np.ndarray, float]] = {}
     start = trainer.snapshot()
@@ -221,8 +262,12 @@ def verify(
         for lr in lrs:
             runs[float(lr)] = _train(trainer, start, float(lr), steps, evaluate)
         if refine:
-            for lr in _midpoints(lrs, runs):
-                runs[lr] = _train(trainer, start, lr, steps, evaluate)
+            while len(runs) < max_runs:
+                wanted = _next_lrs(runs, float(resolution))[: max_runs - len(runs)]
+                if not wanted:
+                    break
+                for lr in wanted:
+                    runs[lr] = _train(trainer, start, lr, steps, evaluate)
     finally:
         trainer.restore(start)
     tried = np.array(sorted(runs))
@@ -262,11 +307,20 @@ def _train(
     return losses, _score(trainer, losses, evaluate)
 
 
-def _midpoints(lrs: np.ndarray, runs: dict[float, tuple[np.ndarray, float]]) -> list[float]:
-    """Geometric midpoints between the first round's winner and its neighbours."""
-    scores = np.array([runs[float(lr)][1] for lr in lrs])
-    if lrs.size < 2 or not np.isfinite(scores).any():
-        return []
-    index = int(np.argmin(scores))
-    neighbours = [i for i in (index - 1, index + 1) if 0 <= i < lrs.size]
-    return [float(math.sqrt(lrs[index] * lrs[i])) for i in neighbours]
+def _next_lrs(runs: dict[float, tuple[np.ndarray, float]], resolution: float) -> list[float]:
+    """The LRs the search tries next (empty when it is done), from every run so far."""
+    tried = sorted(runs)
+    scores = np.array([runs[lr][1] for lr in tried])
+    if not np.isfinite(scores).any():
+        return [tried[0] / BRACKET_FACTOR]  # everything diverged: look lower
+    index = int(np.argmin(scores))  # ties: the smaller LR
+    best = tried[index]
+    if index == len(tried) - 1:
+        return [best * BRACKET_FACTOR]  # best is the highest tried: look higher
+    if index == 0:
+        return [best / BRACKET_FACTOR]  # best is the lowest tried: look lower
+    wanted = []
+    for other in (tried[index - 1], tried[index + 1]):
+        if max(other, best) / min(other, best) > resolution:
+            wanted.append(math.sqrt(other * best))
+    return wanted

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lrscope.core.result import RangeTestResult
+from lrscope.core.verify import VerifyResult
 
 
 def format_table(
@@ -58,4 +59,28 @@ def suggestions_table(result: RangeTestResult) -> str:
     lines = [format_table(["rule", "suggested lr", "why"], rows, align="lrl")]
     lines.append("* default rule (chosen by benchmarks/bench_quality.py)")
     lines += [f"warning: {text}" for text in warnings_text(result)]
+    return "\n".join(lines)
+
+
+def verify_table(check: VerifyResult) -> str:
+    """One row per LR a verify run tried (ascending) with its score, the best marked ``*``,
+    then the answer in one line, and a warning when the best was an end of the search."""
+    kind = "held-out loss" if check.score_kind == "evaluate" else "train loss (last tenth)"
+    rows = [
+        [
+            f"{lr:.4g}{' *' if lr == check.best_lr else ''}",
+            "diverged" if score == float("inf") else f"{score:.5g}",
+        ]
+        for lr, score in zip(check.lrs, check.scores, strict=True)
+    ]
+    lines = [format_table(["lr", f"{kind} after {check.steps} steps"], rows, align="rr")]
+    if check.best_lr is None:
+        lines.append(f"every LR tried diverged within {check.steps} steps")
+    else:
+        lines.append(f"best LR for {check.steps} steps: {check.best_lr:.4g}")
+    if check.at_boundary:
+        lines.append(
+            "warning: the best LR is the lowest or highest tried; the search ran out of runs: "
+            "verify again around it"
+        )
     return "\n".join(lines)
