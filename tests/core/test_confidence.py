@@ -104,3 +104,19 @@ def test_any_curve_gets_flags_and_never_raises(values, reason):
     assert len(warnings_text(result)) == len(quality.flags)
     if quality.interval is not None:
         assert quality.interval[0] <= quality.interval[1]
+
+
+def test_the_blend_interval_is_the_geometric_mean_of_its_parts_intervals(monkeypatch):
+    import lrscope.core.confidence as confidence
+
+    result = result_from(*bowl(noise=0.01))
+    parts = {}
+    for rule in ("edge", "min_div10"):
+        monkeypatch.setattr(confidence, "DEFAULT_RULE", rule)
+        parts[rule] = assess(result).interval
+    monkeypatch.setattr(confidence, "DEFAULT_RULE", "blend")
+    quality = assess(result)
+    (e_low, e_high), (m_low, m_high) = parts["edge"], parts["min_div10"]
+    assert quality.interval == pytest.approx((np.sqrt(e_low * m_low), np.sqrt(e_high * m_high)))
+    assert quality.lr == result.suggest("blend").lr
+    assert quality.interval[0] <= quality.lr <= quality.interval[1]

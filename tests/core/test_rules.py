@@ -166,3 +166,28 @@ def test_any_raw_curve_gives_an_lr_inside_the_range_or_a_reason(rule, values, st
     else:
         assert lrs[0] <= s.lr <= lrs[-1]
         assert s.index is not None and 0 <= s.index < n
+
+
+def test_blend_is_the_geometric_mean_of_edge_and_min_div10():
+    lrs, raw, _ = ramp_curve()
+    smooth = smooth_loss(raw)
+    fast = apply_rule("edge", lrs, smooth, raw).lr
+    steady = apply_rule("min_div10", lrs, smooth, raw).lr
+    s = apply_rule("blend", lrs, smooth, raw)
+    assert fast != steady  # the test means something only if they differ
+    assert s.lr == pytest.approx(np.sqrt(fast * steady), rel=1e-12)
+    assert min(fast, steady) < s.lr < max(fast, steady)
+    assert s.index == int(np.argmin(np.abs(np.log10(lrs) - np.log10(s.lr))))
+
+
+def test_blend_falls_back_to_the_rule_that_answered():
+    # min_div10 cannot answer when a tenth of the minimum lies below the range; edge can.
+    lrs = np.logspace(-3, 1, 100)
+    x = np.log10(lrs)
+    raw = 1.0 - 0.5 * np.minimum(x + 3, 0.7) + np.where(x > -2.3, 3 * (x + 2.3) ** 2, 0.0)
+    smooth = raw.copy()  # no lag: both read the same minimum, near 10**-2.3 = 5x start_lr
+    assert apply_rule("min_div10", lrs, smooth, raw).lr is None
+    fast = apply_rule("edge", lrs, smooth, raw)
+    s = apply_rule("blend", lrs, smooth, raw)
+    assert fast.lr is not None and s.lr == fast.lr
+    assert "edge alone" in s.reason and "min_div10 gave none" in s.reason

@@ -20,7 +20,8 @@ The interval: the default rule divides the LR at a minimum by a factor (``min_di
 smoothed loss, 10; ``edge``: the lag-free centred-median loss, 3). Every LR next to that
 point whose loss lies within the scatter of the lowest value could equally be the minimum,
 and the minimum cannot be placed more finely than the median's window; the interval is that
-stretch of LRs, divided by the same factor. It is the reading uncertainty of
+stretch of LRs, divided by the same factor (``blend``, the geometric mean of those two
+rules: the geometric mean of their two intervals). It is the reading uncertainty of
 this one curve, not a guarantee about the best LR (its top can lie above the LR where training
 diverges); a wide interval is a reason to run ``lrscope.verify``.
 """
@@ -133,13 +134,21 @@ def assess(result: Any) -> Quality:
             noise_ratio = scatter / fall
             if noise_ratio > NOISY_RATIO:
                 flags.append("too_noisy")
-            if default is not None and DEFAULT_RULE == "edge":
-                interval = _edge_interval(lrs, centred, lowest, half, scatter, EDGE_FACTOR)
-            elif default is not None and DEFAULT_RULE == "min_div10":
+            fast = slow = None
+            if default is not None and DEFAULT_RULE in ("edge", "blend"):
+                fast = _edge_interval(lrs, centred, lowest, half, scatter, EDGE_FACTOR)
+            if default is not None and DEFAULT_RULE in ("min_div10", "blend"):
                 smooth = np.asarray(result.smooth_loss, dtype=np.float64)[: lrs.size]
                 if np.isfinite(smooth).all():
                     at = int(np.argmin(smooth))
-                    interval = _edge_interval(lrs, smooth, at, half, scatter, 10.0)
+                    slow = _edge_interval(lrs, smooth, at, half, scatter, 10.0)
+            if fast is not None and slow is not None and DEFAULT_RULE == "blend":
+                interval = (
+                    float(np.sqrt(fast[0] * slow[0])),
+                    float(np.sqrt(fast[1] * slow[1])),
+                )
+            else:
+                interval = fast or slow
     else:
         flags.append("never_fell")
     answered = [lr for lr in suggestions.values() if lr is not None]

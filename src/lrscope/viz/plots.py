@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: One colour per rule, shared by the matplotlib plots and the HTML report.
 RULE_COLOURS = {
+    "blend": "#17becf",
     "minimum": "#d62728",
     "min_div10": "#2ca02c",
     "steepest": "#ff7f0e",
