@@ -3,7 +3,11 @@
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_quality.py            # full: 4 tasks x 2 budgets x 5 seeds
-    .venv/bin/python benchmarks/bench_quality.py --smoke    # 2 small tasks, 2 seeds (< 30 s)
+    .venv/bin/python benchmarks/bench_quality.py --smoke    # 3 small tasks, 2 seeds (< 1 min)
+    .venv/bin/python benchmarks/bench_quality.py --tasks keras_mlp  # the Keras task, 3 backends
+
+The Keras task (``keras_mlp[<backend>]``, quality/keras_tasks.py) runs each backend in its own
+subprocess, with 3 seeds unless ``--seeds`` is given; the smoke run includes its JAX backend.
 
 Writes ``benchmarks/results/quality.md`` (or ``--out``) and prints it. For each task, budget and
 rule: the suggested LR (geometric median over seeds), log10(suggested / grid-best LR), regret
@@ -26,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 from quality.harness import RANGE_TEST, Row, run_task
+from quality.keras_tasks import BACKEND_OF, KERAS_SEEDS, KERAS_TASKS, run_backend
+from quality.packages import PackageRuns
 from quality.tasks import TASKS, Task, log_grid
 
 from lrscope.core.rules import DEFAULT_RULE
@@ -33,6 +39,8 @@ from lrscope.core.rules import DEFAULT_RULE
 SMOKE_TASKS = {
     "linreg": {},
     "digits_mlp": {"grid": log_grid(1e-3, 1e-1, 2), "budgets": (30, 60)},
+    # One Keras backend (its own subprocess, ~9 s) so the smoke run covers that path too.
+    "keras_mlp[jax]": {"grid": log_grid(1e-3, 1e-1, 2), "budgets": (30, 60)},
 }
 
 
@@ -99,12 +107,18 @@ def markdown(
         f"- range test for lrscope's rules: lrscope defaults {RANGE_TEST} (stop on divergence); "
         "peers (`peer:*`): our re-implementations on the same trainer, each with its own ramp, "
         "smoothing, stop and trimming (benchmarks/quality/peers.py)",
+        f"- peers' own packages (`pkg:*`): {info.get('packages', 'not run')}",
         f"- lrscope's default rule: `{DEFAULT_RULE}`; `verify`: lrscope.verify around the "
-        "default suggestion (x1/10, x1/3, x1, x3, then the two geometric midpoints around the "
-        "winner) at the task's budget, ranked by the trainer's `evaluate()` (the validation "
-        "split; for the lesson its full-batch training loss); its regret is measured like "
-        "every rule's (test split)",
+        "default suggestion (x1/10, x1/3, x1, x3; then 3x steps past an end winner and "
+        "bisection to 1.2x, at most 14 runs) at the task's budget, ranked by the trainer's "
+        "`evaluate()` (the validation split; for the lesson its full-batch training loss); its "
+        "regret is measured like every rule's (test split)",
+        "- `grid search (by val)`: the grid LR with the lowest validation loss after the "
+        "budget, i.e. a grid search as a user runs it (the oracle's grid-best is picked on the "
+        "test split it is scored on). Its regret is the floor that validation noise sets for "
+        "anything that ranks LRs by validation loss, verify included",
         f"- wall time: {info['seconds']:.0f} s, {info['steps']} training steps",
+        *[f"- {note}" for note in info.get("notes", [])],  # Keras backends (keras_tasks.py)
         "",
         "Regret 1.00 = as good as the best grid LR for that seed (below 1: between grid points). "
         "`none` = the rule gave no LR (counted as diverged).",
@@ -181,28 +195,50 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tasks", default=None, help="comma-separated task names")
     parser.add_argument("--out", default="benchmarks/results/quality.md", help="markdown output")
+    parser.add_argument(
+        "--no-packages", action="store_true", help="skip the peers' own packages (.venv-bench)"
+    )
     args = parser.parse_args(argv)
     seeds = args.seeds or (2 if args.smoke else 5)
-    names = args.tasks.split(",") if args.tasks else list(SMOKE_TASKS if args.smoke else TASKS)
+    known = {**TASKS, **KERAS_TASKS}
+    names = args.tasks.split(",") if args.tasks else list(SMOKE_TASKS if args.smoke else known)
+    # "keras_mlp" means every backend: keras_mlp[tensorflow], keras_mlp[jax], keras_mlp[torch].
+    names = [k for n in names for k in ([t for t in KERAS_TASKS if t.startswith(f"{n}[")] or [n])]
     tasks = []
     for name in names:
-        if name not in TASKS:
-            parser.error(f"unknown task {name!r}; choose from {sorted(TASKS)}")
-        task = TASKS[name]
+        if name not in known:
+            parser.error(f"unknown task {name!r}; choose from {sorted(known)}")
+        task = known[name]
         if args.smoke:
             task = Task(**{**task.__dict__, **SMOKE_TASKS.get(name, {})})
         tasks.append(task)
     rows: list[Row] = []
     runs: dict[str, list] = {}
-    info = {"seconds": 0.0, "steps": 0}
+    info: dict = {"seconds": 0.0, "steps": 0, "notes": []}
+    packages = PackageRuns(
+        [task.name for task in tasks if task.needs_torch],
+        list(range(seeds)),
+        enabled=not args.no_packages,
+    ).start()  # in the background; run_task waits for them when it first needs them
     began = time.perf_counter()
-    for task in tasks:
-        task_rows, stats = run_task(task, list(range(seeds)))
+    for task in list(tasks):
+        if task.name in BACKEND_OF:  # a Keras backend: measured in its own subprocess
+            outcome = run_backend(task, list(range(args.seeds or min(seeds, KERAS_SEEDS))))
+            if isinstance(outcome, str):  # Keras or the backend is missing: no rows, a note
+                tasks.remove(task)
+                info["notes"].append(outcome)
+                print(outcome, file=sys.stderr)
+                continue
+            task_rows, stats = outcome
+            info["notes"].append(stats["note"])
+        else:
+            task_rows, stats = run_task(task, list(range(seeds)), extra=packages.add_rows)
         rows += task_rows
         runs[task.name] = stats["runs"]
         info["steps"] += stats["steps"]
         print(f"{task.name}: {stats['seconds']:.1f} s", file=sys.stderr)
     info["seconds"] = time.perf_counter() - began
+    info["packages"] = packages.note()
     command = ".venv/bin/python benchmarks/bench_quality.py" + " ".join(
         [""] + (argv if argv is not None else sys.argv[1:])
     )

@@ -14,6 +14,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.torch, needs("torch"), needs("sklear
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ("fastai_valley", "fastai_minimum", "torch_lr_finder", "lightning")
+# The peers' own packages (pkg:* rows, torch tasks only) run when .venv-bench exists.
+PACKAGES = ("torch_lr_finder", "fastai", "lightning")
+HAS_BENCH_VENV = (ROOT / ".venv-bench" / "bin" / "python").exists()
 
 
 def rule_name(cell):
@@ -35,8 +38,16 @@ def test_smoke_benchmark_writes_a_table_with_every_rule(tmp_path):
     summary = text.split("## Summary per rule", 1)[1]
     rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
     names = {rule_name(r.split("|")[1]) for r in rows[1:]}
-    expected = set(RULES) | {f"peer:{p}" for p in PEERS} | {"verify"}
-    assert names == expected
+    extra = {"verify", "grid search (by val)", f"{DEFAULT_RULE} (400-step test)"}
+    expected = set(RULES) | {f"peer:{p}" for p in PEERS} | extra
+    packaged = {f"pkg:{p}" for p in PACKAGES} if HAS_BENCH_VENV else set()
+    assert names == expected | packaged
+    header = text.split("\n- peers' own packages (`pkg:*`): ", 1)[1].split("\n- ", 1)[0]
+    if HAS_BENCH_VENV:  # every package ran, trained the harness's start, and was checked
+        assert header.count("gave the same losses (max rel. diff 0)") == len(PACKAGES)
+        assert "no rows" not in header and "noted:" not in header
+    else:
+        assert "`make bench-peers` builds it" in header
     assert f"**{DEFAULT_RULE}** (default)" in summary
     for row in rows[1:]:
         cells = [c.strip() for c in row.split("|")[1:-1]]
@@ -46,7 +57,8 @@ def test_smoke_benchmark_writes_a_table_with_every_rule(tmp_path):
     for task in ("linreg", "digits_mlp"):
         section = text.split(f"## {task}:", 1)[1].split("\n## ", 1)[0]
         lines = [ln for ln in section.splitlines() if re.match(r"\| \d+ \|", ln)]
-        rule_lines = [ln for ln in lines if rule_name(ln.split("|")[2]) in expected]
-        assert len(rule_lines) == 2 * len(expected)
+        mine = expected | (packaged if task == "digits_mlp" else set())
+        rule_lines = [ln for ln in lines if rule_name(ln.split("|")[2]) in mine]
+        assert len(rule_lines) == 2 * len(mine)
         assert "Quality flags" in section  # one line per seed follows
         assert len(lines) - len(rule_lines) == 2  # --smoke runs 2 seeds

@@ -10,11 +10,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import lrscope
-from lrscope.core.rules import RULES
+from lrscope.core.rules import DEFAULT_RULE, RULES
 from quality.peers import PEERS, RAMPS
 from quality.tasks import Task
 
 RANGE_TEST = {"start_lr": 1e-7, "end_lr": 10.0, "steps": 100}
+#: A longer range test over the same LR range (4x the steps, 4x the cost): the default rule
+#: on it, to measure how much of the seed spread is the 100-step test's noise.
+LONG_STEPS = 400
+LONG_RULE = f"{DEFAULT_RULE} ({LONG_STEPS}-step test)"
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Runner:
         self.trainer = task.make(seed)
         self.start = self.trainer.snapshot()  # type: ignore[attr-defined]
         self.cache: dict[float, dict[int, float]] = {}
+        # lr -> budget -> validation loss (``evaluate()``): what a real grid search ranks by.
+        self.val_cache: dict[float, dict[int, float]] = {}
         self.steps_run = 0
 
     def scores(self, lr: float) -> dict[int, float]:
@@ -45,6 +51,7 @@ class Runner:
             trainer = self.trainer
             trainer.restore(self.start)  # type: ignore[attr-defined]
             out: dict[int, float] = {}
+            val: dict[int, float] = {}
             done = 0
             for budget in sorted(self.task.budgets):
                 losses = trainer.run(np.full(budget - done, lr))  # type: ignore[attr-defined]
@@ -52,11 +59,14 @@ class Runner:
                 done = budget
                 diverged = not np.all(np.isfinite(losses))
                 out[budget] = math.inf if diverged else trainer.score()  # type: ignore[attr-defined]
+                val[budget] = math.inf if diverged else trainer.evaluate()  # type: ignore[attr-defined]
                 if diverged:
                     out.update({b: math.inf for b in self.task.budgets if b > budget})
+                    val.update({b: math.inf for b in self.task.budgets if b > budget})
                     break
             trainer.restore(self.start)  # type: ignore[attr-defined]
             self.cache[lr] = out
+            self.val_cache[lr] = val
         return self.cache[lr]
 
 
@@ -75,6 +85,7 @@ def peer_rule(name: str) -> Suggester:
 def all_rules() -> dict[str, Suggester]:
     rules: dict[str, Suggester] = {name: lrscope_rule(name) for name in RULES}
     rules.update({f"peer:{name}": peer_rule(name) for name in PEERS})
+    rules[LONG_RULE] = lambda run: run.long_result.suggest().lr  # type: ignore[attr-defined]
     return rules
 
 
@@ -101,6 +112,10 @@ def measure_seed(task: Task, seed: int, rules: dict[str, Suggester], verify: boo
         for b in task.budgets:
             grid_scores[b][i] = scores[b]
     run = SeedRun(seed, result, raw, grid_scores)
+    run.long_result = lrscope.range_test(  # type: ignore[attr-defined]
+        trainer,  # type: ignore[arg-type]
+        **{**options, "steps": LONG_STEPS},
+    )
     for name, rule in rules.items():
         lr = rule(run)
         run.suggestions[name] = None if lr is None or not math.isfinite(lr) else float(lr)
@@ -157,6 +172,22 @@ class Row:
         return float(np.max(self.regrets))
 
 
+#: The row of a grid search as a user would run it: the grid LR with the lowest *validation*
+#: loss after the budget (the oracle's grid-best is picked on the test split it is scored on,
+#: which no user can do). Its regret is the floor set by validation noise: verify, which also
+#: ranks by validation loss, cannot be expected to beat it.
+GRID_BY_VAL = "grid search (by val)"
+
+
+def grid_by_validation(task: Task, run: SeedRun, budget: int) -> float | None:
+    """The grid LR a validation-ranked grid search picks for ``budget`` on this seed."""
+    runner = run.runner  # type: ignore[attr-defined]
+    vals = np.array([runner.val_cache[float(lr)][budget] for lr in task.grid])
+    if not np.isfinite(vals).any():
+        return None
+    return float(task.grid[int(np.argmin(vals))])
+
+
 def rows_for(task: Task, runs: list[SeedRun], rules: list[str]) -> list[Row]:
     rows = []
     for budget in task.budgets:
@@ -165,11 +196,14 @@ def rows_for(task: Task, runs: list[SeedRun], rules: list[str]) -> list[Row]:
         with np.errstate(invalid="ignore"):
             median = np.median(table, axis=0)
         best_lr = float(task.grid[int(np.nanargmin(np.where(np.isfinite(median), median, np.inf)))])
-        for rule in [*rules, "verify"]:
+        for rule in [*rules, "verify", GRID_BY_VAL]:
             lrs: list[float | None] = []
             regrets = []
             for run, best in zip(runs, best_per_seed, strict=True):
-                lr = run.verified.get(budget) if rule == "verify" else run.suggestions.get(rule)
+                if rule == GRID_BY_VAL:
+                    lr = grid_by_validation(task, run, budget)
+                else:
+                    lr = run.verified.get(budget) if rule == "verify" else run.suggestions.get(rule)
                 if rule == "verify" and budget not in run.verified:
                     break
                 lrs.append(lr)
@@ -180,12 +214,20 @@ def rows_for(task: Task, runs: list[SeedRun], rules: list[str]) -> list[Row]:
     return rows
 
 
-def run_task(task: Task, seeds: list[int], verify: bool = True) -> tuple[list[Row], dict]:
+def run_task(
+    task: Task,
+    seeds: list[int],
+    verify: bool = True,
+    extra: Callable[[Task, list[SeedRun]], list[str]] | None = None,
+) -> tuple[list[Row], dict]:
+    """``extra(task, runs)`` may add suggestions to each run and returns their rule names
+    (the peers' own packages, quality/packages.py)."""
     rules = all_rules()
     began = time.perf_counter()
     runs = [measure_seed(task, seed, rules, verify) for seed in seeds]
+    names = list(rules) + (extra(task, runs) if extra is not None else [])
     stats = {
         "seconds": time.perf_counter() - began,
         "steps": sum(run.runner.steps_run for run in runs),  # type: ignore[attr-defined]
     }
-    return rows_for(task, runs, list(rules)), {"runs": runs, **stats}
+    return rows_for(task, runs, names), {"runs": runs, **stats}
