@@ -72,8 +72,18 @@ def run_pool(
         try:
             while (todo or running) and not broken:
                 while todo and len(running) < workers:
-                    task = todo.pop(0)
-                    running[pool.submit(execute, factory, task, options)] = task
+                    task = todo[0]
+                    try:
+                        future = pool.submit(execute, factory, task, options)
+                    except BrokenProcessPool:
+                        # A worker died after the last wait() returned: this run never
+                        # started, so it stays in `todo` for the rebuilt pool.
+                        broken = True
+                        break
+                    todo.pop(0)
+                    running[future] = task
+                if broken and not running:
+                    break
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for future in done:
                     task = running.pop(future)
