@@ -191,3 +191,18 @@ def test_blend_falls_back_to_the_rule_that_answered():
     s = apply_rule("blend", lrs, smooth, raw)
     assert fast.lr is not None and s.lr == fast.lr
     assert "edge alone" in s.reason and "min_div10 gave none" in s.reason
+
+
+@given(
+    values=st.lists(
+        st.one_of(st.floats(-1e6, 1e6), st.just(float("nan"))), min_size=1, max_size=40
+    ),
+    half=st.integers(1, 25),
+)
+def test_centred_median_equals_the_per_point_median(values, half):
+    from lrscope.core.rules import _centred_median
+
+    x = np.array(values)
+    n = x.size
+    expected = [np.median(x[max(0, i - half) : min(n, i + half + 1)]) for i in range(n)]
+    np.testing.assert_array_equal(_centred_median(x, half), np.array(expected))
