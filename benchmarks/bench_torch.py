@@ -10,8 +10,12 @@ Each (finder, task) runs in its own process (so peak RSS is that finder's, impor
 lrscope under this interpreter, the peers under ``.venv-bench`` (create it with
 ``bash benchmarks/peers/setup.sh`` or ``make bench-peers``; without it they are reported as
 "not installed"). In each process: one warm-up call, then ``REPEATS`` timed calls, each
-followed by a bare PyTorch loop of the same number of steps (interleaved, so load on a shared
-machine hits both alike). One torch thread per process. The table gives medians.
+paired with a bare PyTorch loop of the same number of steps (interleaved, so load on a shared
+machine hits both alike; which of the pair runs first alternates, and a ``gc.collect()``
+precedes every timed region, so neither pays for the other's garbage). A finder's timed call
+includes its default suggestion (lrscope: ``result.suggest()``); lrscope's second rule in the
+table (valley) is computed outside the timing, since no peer computes an extra rule. One torch
+thread per process. The table gives medians.
 
 Run from the repo root: ``.venv/bin/python benchmarks/bench_torch.py``; writes
 ``benchmarks/results/torch.md``.
@@ -33,7 +37,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PEERS = ROOT / "benchmarks" / "peers"
 BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 RESULTS = ROOT / "benchmarks" / "results" / "torch.md"
-REPEATS = 5
+REPEATS = 11
 FINDERS = ("lrscope", "lrscope-adapter", "torch-lr-finder", "fastai", "lightning")
 TASKS = ("linreg", "digits_mlp", "digits_cnn")
 sys.path.insert(0, str(PEERS))
@@ -116,11 +120,15 @@ def main() -> None:
             *task_lines,
             f"- wall s / bare loop s: medians of {REPEATS} repeats after one warm-up; the bare "
             "loop is the plain PyTorch loop (zero_grad, forward, loss, backward, step) for the "
-            "same number of steps, run right after each finder call; ratio = wall / bare "
+            "same number of steps, paired with each finder call (alternately before and after "
+            "it; gc.collect() before every timed region); ratio = wall / bare "
             "(target for lrscope: <= 1.05x)",
-            "- lrscope-adapter: the PyTorch adapter alone (snapshot, every chunk of the ramp, "
-            "restore) without the engine's per-chunk smoothing and stop checks, to show which "
-            "part of lrscope's cost is which; it always runs all steps",
+            "- timed finder call: the range test and the finder's default suggestion (lrscope: "
+            "find_lr + result.suggest(); the valley column is computed untimed)",
+            "- lrscope-adapter: the PyTorch adapter alone, built per call as find_lr builds it "
+            "(snapshot, every chunk of the ramp, restore) without the engine's per-chunk "
+            "smoothing and stop checks or a suggestion, to show which part of lrscope's cost is "
+            "which; it always runs all steps",
             "- peak RSS: the finder's own process, imports included",
             "- restored: weights (state_dict) and torch's global RNG equal before and after, "
             "using each tool as documented (torch-lr-finder: `reset()`)",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import io
 import json
 import logging
@@ -42,39 +43,48 @@ def run_lrscope(task: tasks.Task, seed: int) -> dict[str, Any]:
     opt = tasks.optimizer(task, net.parameters())
     data = tasks.loader(task, seed)
 
+    results = []
+
     def call() -> tuple[int, dict[str, float | None]]:
         result = lrscope.torch.find_lr(
             net, opt, task.loss, data, start_lr=task.start_lr, end_lr=task.end_lr, steps=task.steps
         )
-        return result.n_steps, {
-            "lrscope default": result.suggest().lr,
-            "valley": result.suggest("valley").lr,
-        }
+        results.append(result)
+        # Timed: the test and its default suggestion, what a user runs (each peer is timed
+        # with its own default suggestion too).
+        return result.n_steps, {"lrscope default": result.suggest().lr}
 
-    return {"net": net, "call": call}
+    def extra() -> dict[str, float | None]:
+        # Not timed: a second rule for the table, which no peer computes.
+        return {"valley": results[-1].suggest("valley").lr}
+
+    return {"net": net, "call": call, "extra": extra}
 
 
 def run_lrscope_adapter(task: tasks.Task, seed: int) -> dict[str, Any]:
-    """lrscope's PyTorch adapter alone: snapshot, every chunk of the ramp, restore; no
-    engine bookkeeping (smoothing, stop checks). Separates the adapter's cost from the
-    engine's in the table."""
+    """lrscope's PyTorch adapter alone, used as find_lr uses it (a new trainer per call,
+    snapshot, every chunk of the ramp, restore, close); no engine bookkeeping (smoothing,
+    stop checks). Separates the adapter's cost from the engine's in the table."""
     import lrscope
     import lrscope.torch
     from lrscope.core.rangetest import auto_chunk
 
     net = tasks.model(task, seed)
     opt = tasks.optimizer(task, net.parameters())
-    trainer = lrscope.torch.trainer(net, opt, task.loss, tasks.loader(task, seed))
+    data = tasks.loader(task, seed)
     ramp = lrscope.lr_ramp(task.start_lr, task.end_lr, task.steps)
     chunk = auto_chunk(task.steps)
 
     def call() -> tuple[int, dict[str, float | None]]:
+        trainer = lrscope.torch.trainer(net, opt, task.loss, data)
+        trainer._replayable = False  # as in find_lr: one snapshot, before the first batch
         state = trainer.snapshot()
         try:
             for start in range(0, task.steps, chunk):
                 trainer.run(ramp[start : start + chunk])
         finally:
             trainer.restore(state)
+            trainer.close()
         return task.steps, {}
 
     return {"net": net, "call": call}
@@ -208,15 +218,27 @@ def main() -> None:
     weights = copy.deepcopy(net.state_dict())
     rng = torch.get_rng_state()
     n, suggestions = call()  # warm-up (and the restore check)
+    suggestions.update(setup.get("extra", dict)())
     weights_restored = all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
     rng_restored = torch.equal(rng, torch.get_rng_state())
+    tasks.bare_loop(task, n)  # warm-up of the bare loop too
     times, bare = [], []
-    for _ in range(repeats):
+    steps = n
+    for repeat in range(repeats):
         net.load_state_dict(weights)  # every repeat starts from the same weights
+        # Alternate which of the pair runs first, so that neither always runs in the other's
+        # wake (caches, allocator, the machine's other load). The bare loop takes as many
+        # steps as the finder call; one run ahead that guessed the count wrong (a finder that
+        # stopped at another step this time) is run again after the call.
+        bare_first = (steps, tasks.bare_loop(task, steps)) if repeat % 2 else None
+        gc.collect()  # each timed region starts with no garbage of the previous one
         began = time.perf_counter()
-        n_again, _ = call()
+        steps, _ = call()
         times.append(time.perf_counter() - began)
-        bare.append(tasks.bare_loop(task, n_again))
+        if bare_first is not None and bare_first[0] == steps:
+            bare.append(bare_first[1])
+        else:
+            bare.append(tasks.bare_loop(task, steps))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(

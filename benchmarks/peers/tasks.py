@@ -123,12 +123,14 @@ def loader(task: Task, seed: int = 0) -> torch.utils.data.DataLoader:
 
 def bare_loop(task: Task, steps: int, seed: int = 0) -> float:
     """The plain PyTorch loop of ``steps`` steps (the cost floor); returns seconds."""
+    import gc
     import time
 
     net = model(task, seed)
     opt = optimizer(task, net.parameters())
     data = loader(task, seed)
     losses = []
+    gc.collect()  # as before each finder call: no garbage of the setup in the timed region
     began = time.perf_counter()
     batches = iter(data)
     for _ in range(steps):

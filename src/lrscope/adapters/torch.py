@@ -31,9 +31,14 @@ import numpy as np
 
 from lrscope.core.rangetest import auto_chunk, range_test
 from lrscope.core.result import RangeTestResult
-from lrscope.errors import invalid, require
+from lrscope.errors import TrainerError, invalid, require
 
 torch: Any = require("torch", "lrscope.torch", "torch")
+
+_CPU = torch.device("cpu")
+_END = object()  # what next(iterator, _END) returns at the end of a pass
+#: Immutable values that ``copy.deepcopy`` returns as they are; copying them is skipped.
+_ATOMIC = frozenset({int, float, bool, str, bytes, complex, type(None)})
 
 
 class _HostTensor(NamedTuple):
@@ -45,8 +50,10 @@ class _HostTensor(NamedTuple):
 
 def _to_host(value: Any) -> Any:
     """Deep host copy: tensors become CPU clones tagged with their device; the rest deepcopy."""
+    if type(value) in _ATOMIC:
+        return value
     if isinstance(value, torch.Tensor):
-        return _HostTensor(value.detach().to("cpu", copy=True), str(value.device))
+        return _HostTensor(value.detach().to(_CPU, copy=True), str(value.device))
     if isinstance(value, Mapping):
         return {key: _to_host(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)) and not isinstance(value, _HostTensor):
@@ -57,6 +64,8 @@ def _to_host(value: Any) -> Any:
 
 def _from_host(value: Any) -> Any:
     """Inverse of :func:`_to_host` for values that cannot be copied into an existing tensor."""
+    if type(value) in _ATOMIC:
+        return value
     if isinstance(value, _HostTensor):
         return value.tensor.to(value.device, copy=True)
     if isinstance(value, Mapping):
@@ -70,7 +79,9 @@ def _from_host(value: Any) -> Any:
 
 def _restore_value(current: Any, saved: Any) -> Any:
     """Copy ``saved`` into ``current`` in place when both are same-shaped tensors (keeps the
-    user's references valid, no extra device memory); otherwise return a fresh value."""
+    user's references valid, no extra device memory); otherwise return a fresh value. The
+    caller runs it under ``torch.no_grad()`` (one context for a whole restore: entering one
+    costs more than a small copy)."""
     if (
         isinstance(saved, _HostTensor)
         and isinstance(current, torch.Tensor)
@@ -78,8 +89,7 @@ def _restore_value(current: Any, saved: Any) -> Any:
         and current.dtype == saved.tensor.dtype
         and str(current.device) == saved.device
     ):
-        with torch.no_grad():
-            current.copy_(saved.tensor)
+        current.copy_(saved.tensor)
         return current
     return _from_host(saved)
 
@@ -260,6 +270,13 @@ class TorchTrainer:
         self._pass_id: int | None = None
         self._consumed = 0
         self._pass_ids = itertools.count()
+        # Whether each new pass over train_loader records the RNG states it began with (what
+        # restoring a snapshot taken in the middle of that pass replays it from). find_lr
+        # turns it off: its only snapshot is taken before the first batch, so it never
+        # replays, and the states cost ~40 us per pass (NumPy's alone ~30 us).
+        self._replayable = True
+        # Tests set this to compare the general step loop with the plain one, bit for bit.
+        self._general_only = False
 
     @staticmethod
     def _check_loader(name: str, loader: Any) -> None:
@@ -290,16 +307,94 @@ class TorchTrainer:
         if not self.model.training:
             # The test trains; restore() puts back every submodule's flag afterwards.
             self.model.train()
-        optimizer, scaler, accumulate = self.optimizer, self.scaler, self.accumulation_steps
+        values = np.asarray(lrs, dtype=np.float64).reshape(-1).tolist()
+        # Without a scaler, autocast, accumulation or batch_fn a step is the plain PyTorch
+        # step; its own loop (chosen once per call, not per step) keeps lrscope's cost per step
+        # to a few attribute lookups. Both loops run the same operations in the same order.
+        plain = (
+            self.scaler is None
+            and self.autocast_dtype is None
+            and self.accumulation_steps == 1
+            and self.batch_fn is None
+            and self.loss_fn is not None
+            and not self._general_only
+        )
+        losses = self._run_plain(values) if plain else self._run_general(values)
+        if not losses:
+            return np.zeros(0)
+        try:
+            stacked = torch.stack(losses)
+        except RuntimeError:  # scalar losses of mixed shapes: (), (1,), (1, 1)
+            stacked = torch.stack([loss.reshape(()) for loss in losses])
+        # One device->host transfer; Python floats hold every float32/16 value exactly.
+        return np.array(stacked.reshape(-1).tolist(), dtype=np.float64)
+
+    def _set_lr(self, lr: float) -> None:
+        for group, ratio in zip(self.optimizer.param_groups, self.lr_ratios, strict=True):
+            value = lr * ratio
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(value)
+            else:
+                group["lr"] = value
+
+    def _run_plain(self, lrs: list[float]) -> list[Any]:
+        """The steps of :meth:`run` for ``(inputs..., target)`` batches through ``loss_fn``;
+        other batches go through :meth:`_loss`, as in :meth:`_run_general`.
+
+        The same operations as :meth:`_run_general` with less Python around them (measured:
+        what runs between two steps costs several times its microbenchmark in a training
+        loop): the usual (x, y) batch of tensors already on the device skips the batch walk,
+        and the data iterator is advanced inline."""
+        model, loss_fn, tensor, device = self.model, self.loss_fn, torch.Tensor, self.device
+        assert loss_fn is not None  # for type checkers; run() chose this loop because of it
+        optimizer = self.optimizer
+        zero_grad, optimizer_step = optimizer.zero_grad, optimizer.step
+        to_device, end = self._to_device, _END
         groups = optimizer.param_groups
+        # The usual single group at ratio 1: lr * 1.0 == lr, so setting lr itself is the same.
+        single = len(groups) == 1 and self.lr_ratios == [1.0]
+        group0 = groups[0]
+        losses: list[Any] = []
+        append = losses.append
+        for lr in lrs:
+            if single and not isinstance(group0["lr"], tensor):
+                group0["lr"] = lr
+            else:
+                self._set_lr(lr)
+            zero_grad(set_to_none=True)
+            # _next_batch() without the device move, inline
+            iterator = self._iterator
+            batch = end if iterator is None else next(iterator, end)
+            if batch is end:
+                batch = self._next_raw() if iterator is None else self._next_pass()
+            else:
+                self._consumed += 1
+            kind = type(batch)
+            if (kind is tuple or kind is list) and len(batch) == 2:
+                x, y = batch
+                if type(x) is not tensor or x.device != device:
+                    x = to_device(x)
+                if type(y) is not tensor or y.device != device:
+                    y = to_device(y)
+                loss = loss_fn(model(x), y)
+            elif (kind is tuple or kind is list) and len(batch) > 2:
+                batch = to_device(batch)
+                loss = loss_fn(model(*batch[:-1]), batch[-1])
+            else:  # dicts, namedtuples and mistakes: the general rules and errors
+                loss = self._loss(to_device(batch), training=True)
+            if type(loss) is not tensor or loss.numel() != 1 or not loss.requires_grad:
+                self._check_loss(loss, "loss_fn", training=True)
+            loss.backward()
+            optimizer_step()
+            append(loss.detach())
+        return losses
+
+    def _run_general(self, lrs: list[float]) -> list[Any]:
+        """The steps of :meth:`run` with a scaler, autocast, accumulation or ``batch_fn``."""
+        optimizer, scaler, accumulate = self.optimizer, self.scaler, self.accumulation_steps
         losses = []
         for lr in lrs:
-            for group, ratio in zip(groups, self.lr_ratios, strict=True):
-                value = float(lr) * ratio
-                if isinstance(group["lr"], torch.Tensor):
-                    group["lr"].fill_(value)
-                else:
-                    group["lr"] = value
+            self._set_lr(lr)
             optimizer.zero_grad(set_to_none=True)
             total = None
             for _ in range(accumulate):
@@ -314,12 +409,17 @@ class TorchTrainer:
             else:
                 optimizer.step()
             losses.append(total / accumulate if accumulate > 1 else total)
-        if not losses:
-            return np.zeros(0)
-        return torch.stack(losses).to("cpu", torch.float64).numpy()
+        return losses
 
     def snapshot(self) -> dict[str, Any]:
         """Host copy of everything a step changes (see the module docstring)."""
+        if self._pass_id is not None and self._pass_rng is None:
+            # Only find_lr's own trainer skips the pass records, and it snapshots before the
+            # first batch; a snapshot here could not put the data position back.
+            raise TrainerError(
+                "snapshot() in the middle of a pass over train_loader needs the trainer to "
+                "record its passes (TorchTrainer._replayable=True, the default)"
+            )
         model_state = {
             name: _to_host(value) for name, value in self.model.state_dict(keep_vars=False).items()
         }
@@ -370,9 +470,9 @@ class TorchTrainer:
             for p, (value, grad) in zip(self._extra_params, state["extra_params"], strict=True):
                 p.copy_(value.tensor)
                 p.grad = None if grad is None else _restore_value(p.grad, grad)
+            self._restore_optimizer(state)
         for name, module in model.named_modules():
             module.training = state["modes"][name]
-        self._restore_optimizer(state)
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
             # A step interrupted between scale() and update() leaves per-optimizer bookkeeping
@@ -411,33 +511,48 @@ class TorchTrainer:
 
     # -- data ---------------------------------------------------------------------------------
     def _start_pass(self) -> None:
-        self._pass_rng = {
-            "global": _global_rng_state(),
-            "loader": [g.get_state() for g in _loader_generators(self.train_loader)],
-        }
+        self._pass_rng = (
+            {
+                "global": _global_rng_state(),
+                "loader": [g.get_state() for g in _loader_generators(self.train_loader)],
+            }
+            if self._replayable
+            else None
+        )
         self._iterator = iter(self.train_loader)
         self._pass_id = next(self._pass_ids)
         self._consumed = 0
 
     def _next_batch(self) -> Any:
+        return self._to_device(self._next_raw())
+
+    def _next_raw(self) -> Any:
+        """The next batch as the loader yields it, starting a new pass when one ends."""
         if self._iterator is None:
             self._start_pass()
         assert self._iterator is not None  # for type checkers; set just above
         try:
             batch = next(self._iterator)
         except StopIteration:
-            was_empty = self._consumed == 0
-            self._start_pass()
-            try:
-                batch = None if was_empty else next(self._iterator)
-            except StopIteration:
-                was_empty = True
-            if was_empty:
-                raise invalid(
-                    "train_loader", "must yield at least one batch", batches_yielded=0
-                ) from None
+            return self._next_pass()
         self._consumed += 1
-        return self._to_device(batch)
+        return batch
+
+    def _next_pass(self) -> Any:
+        """The current pass has ended: start the next one and return its first batch."""
+        was_empty = self._consumed == 0
+        self._start_pass()
+        assert self._iterator is not None  # for type checkers; set just above
+        try:
+            batch = None if was_empty else next(self._iterator)
+        except StopIteration:
+            was_empty = True
+        if was_empty:
+            raise invalid(
+                "train_loader", "must yield at least one batch", batches_yielded=0
+            ) from None
+        self._consumed += 1
+        return batch
 
     def _restore_data(self, saved: Mapping[str, Any]) -> None:
         if saved["pass"] == self._pass_id and saved["consumed"] == self._consumed:
@@ -468,21 +583,25 @@ class TorchTrainer:
     def _to_device(self, batch: Any) -> Any:
         # Concrete types first and no recursion for flat (x, y) batches: this runs every step.
         tensor, device = torch.Tensor, self.device
-        if isinstance(batch, (list, tuple)) and not hasattr(batch, "_fields"):
-            return type(batch)(
-                [
-                    value.to(device, non_blocking=True)
-                    if isinstance(value, tensor)
-                    else self._to_device(value)
-                    for value in batch
-                ]
-            )
+        kind = type(batch)
+        if kind is tuple or kind is list:
+            # value.to(device) returns value itself when it is there already; the comparison
+            # is cheaper than the call.
+            moved = [
+                (value if value.device == device else value.to(device, non_blocking=True))
+                if isinstance(value, tensor)
+                else self._to_device(value)
+                for value in batch
+            ]
+            return moved if kind is list else tuple(moved)
         if isinstance(batch, tensor):
             return batch.to(device, non_blocking=True)
         if isinstance(batch, Mapping):
             return {key: self._to_device(value) for key, value in batch.items()}
-        if isinstance(batch, (list, tuple)):  # a namedtuple: rebuilt field by field
-            return type(batch)(*(self._to_device(value) for value in batch))
+        if isinstance(batch, (list, tuple)):
+            items = [self._to_device(value) for value in batch]
+            # a namedtuple is rebuilt field by field, other subclasses from the list
+            return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
         return batch
 
     # -- loss ---------------------------------------------------------------------------------
@@ -513,6 +632,12 @@ class TorchTrainer:
                     "batch_fn=(batch -> loss)",
                     batch=type(batch),
                 )
+        self._check_loss(loss, source, training)
+        return loss
+
+    @staticmethod
+    def _check_loss(loss: Any, source: str, training: bool) -> None:
+        """Raise the user-facing error when ``loss`` is not a scalar tensor with a gradient."""
         if not isinstance(loss, torch.Tensor):
             raise TypeError(
                 f"Argument `{source}` must return the loss as a scalar torch.Tensor. "
@@ -531,7 +656,6 @@ class TorchTrainer:
                 "(it has no grad_fn)",
                 requires_grad=False,
             )
-        return loss
 
     def _dict_loss(self, batch: Mapping[str, Any]) -> Any:
         if self.loss_fn is None:
@@ -666,6 +790,7 @@ def find_lr(
         batch_fn=batch_fn,
         target_key=target_key,
     )
+    torch_trainer._replayable = False  # its one snapshot comes before the first batch
     if val_loader is not None and eval_every is None and isinstance(steps, int):
         # Once per chunk: the validation subset costs one extra host sync per chunk.
         eval_every = chunk_size or auto_chunk(steps)

@@ -12,7 +12,7 @@ from lrscope.core.progress import Progress
 from lrscope.core.ramp import lr_ramp
 from lrscope.core.result import RangeTestResult
 from lrscope.core.smoothing import RunningSmoother
-from lrscope.core.stopping import check_stop
+from lrscope.core.stopping import StopScan
 from lrscope.core.trainer import Trainer
 from lrscope.errors import DivergenceError, TrainerError, invalid
 
@@ -103,6 +103,7 @@ def range_test(
     losses: list[np.ndarray] = []
     smoothed: list[np.ndarray] = []
     smoother = RunningSmoother(beta)
+    scan = StopScan(diverge_factor)
     val_step: list[int] = []
     val_loss: list[float] = []
     stop_reason, stop_step = "completed", None
@@ -119,11 +120,12 @@ def range_test(
             if evaluate is not None and eval_every and done % eval_every < len(part):
                 val_step.append(done)
                 val_loss.append(float(evaluate()))
-            raw = np.concatenate(losses)
-            meter.update(done, float(raw[-1]))
-            reason, index = check_stop(np.concatenate(smoothed), raw, diverge_factor)
+            meter.update(done, float(losses[-1][-1]))
+            # check_stop on the whole curve so far, without rescanning it every chunk
+            reason, index = scan.extend(smoothed[-1], losses[-1])
             if reason == "diverged" and not stop_on_divergence:
                 # keep going past a divergence, but never past a non-finite loss
+                raw = np.concatenate(losses)
                 finite = np.isfinite(raw)
                 reason, index = (
                     ("non_finite", int(np.argmin(finite)))

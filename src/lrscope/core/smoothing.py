@@ -24,19 +24,22 @@ class RunningSmoother:
     def extend(self, values: np.ndarray) -> np.ndarray:
         """Smoothed values for the next raw ``values`` (shape ``(k,)``), float64."""
         beta = self.beta
-        out = np.full(len(values), np.nan)
-        for i, value in enumerate(np.asarray(values, dtype=np.float64).reshape(-1).tolist()):
+        # A Python list, one array at the end: per-element NumPy stores cost more than the math.
+        out: list[float] = []
+        for value in np.asarray(values, dtype=np.float64).reshape(-1).tolist():
             if self.broken or not math.isfinite(value):
                 self.broken = True
+                out.append(math.nan)
                 continue
             self.count += 1
             self.average = beta * self.average + (1.0 - beta) * value
             smoothed = self.average / (1.0 - beta**self.count)
             if not math.isfinite(smoothed):  # the running sum itself overflowed
                 self.broken = True
+                out.append(math.nan)
                 continue
-            out[i] = smoothed
-        return out
+            out.append(smoothed)
+        return np.array(out, dtype=np.float64)
 
 
 def smooth_loss(loss: np.ndarray, beta: float = 0.98) -> np.ndarray:

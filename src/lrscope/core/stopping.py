@@ -59,3 +59,81 @@ def check_stop(smooth: np.ndarray, raw: np.ndarray, diverge_factor: float) -> tu
     if first_bad < raw.size:
         return "non_finite", first_bad
     return "completed", raw.size
+
+
+class StopScan:
+    """:func:`check_stop` for a curve that grows chunk by chunk, at O(new points) per chunk.
+
+    ``extend(smooth_part, raw_part)`` returns exactly what ``check_stop`` returns on the whole
+    curve so far (all parts concatenated). A range test checks after every chunk; rescanning
+    the whole curve each time (NumPy calls on ever longer arrays) cost more than the chunks of
+    a small model. Exact because, once the first ``NOISE_WINDOW`` points are finite, the noise
+    level is fixed and whether point ``i`` is over the threshold depends only on the points up
+    to ``i``: earlier points never change their verdict. Before that (or once a non-finite
+    point fixes the answer) it defers to ``check_stop`` itself or repeats its answer.
+    """
+
+    def __init__(self, diverge_factor: float) -> None:
+        if not diverge_factor > 0 or not math.isfinite(diverge_factor):
+            raise invalid(
+                "diverge_factor", "must be a positive finite number", diverge_factor=diverge_factor
+            )
+        self.diverge_factor = diverge_factor
+        self._smooth: list[float] = []  # the curve, kept until the noise level is fixed
+        self._raw: list[float] = []
+        self._count = 0
+        self._settled = False
+        self._final: tuple[str, int] | None = None  # the answer once a non-finite point is seen
+        self._diverged: int | None = None
+        self._start = self._best = self._floor = 0.0
+
+    def extend(self, smooth: np.ndarray, raw: np.ndarray) -> tuple[str, int]:
+        """Add the next points (shape ``(k,)`` each) and return ``(reason, index)``."""
+        smooth_values = np.asarray(smooth, dtype=np.float64).reshape(-1).tolist()
+        raw_values = np.asarray(raw, dtype=np.float64).reshape(-1).tolist()
+        if len(smooth_values) != len(raw_values):
+            raise invalid(
+                "smooth",
+                "must have as many points as raw",
+                smooth_points=len(smooth_values),
+                raw_points=len(raw_values),
+            )
+        if self._final is not None:  # the first non-finite point fixed check_stop's answer
+            return self._final
+        if not self._settled:
+            return self._extend_unsettled(smooth_values, raw_values)
+        isfinite, factor = math.isfinite, self.diverge_factor
+        best, start, floor, diverged = self._best, self._start, self._floor, self._diverged
+        index = self._count
+        for s, r in zip(smooth_values, raw_values, strict=True):
+            if not (isfinite(r) and isfinite(s)):
+                self._final = (
+                    ("diverged", diverged) if diverged is not None else ("non_finite", index)
+                )
+                return self._final
+            if diverged is None:
+                best = min(best, s)
+                if s > best + factor * max(start - best, floor):
+                    diverged = index
+            index += 1
+        self._best, self._diverged, self._count = best, diverged, index
+        return ("diverged", diverged) if diverged is not None else ("completed", index)
+
+    def _extend_unsettled(self, smooth: list[float], raw: list[float]) -> tuple[str, int]:
+        self._smooth += smooth
+        self._raw += raw
+        self._count = len(self._raw)
+        result = check_stop(np.array(self._smooth), np.array(self._raw), self.diverge_factor)
+        if not all(math.isfinite(v) for v in self._smooth + self._raw):
+            self._final = result
+        elif self._count >= NOISE_WINDOW:
+            # From here on check_stop's noise is the spread of these first raw losses.
+            with np.errstate(over="ignore", invalid="ignore"):
+                noise = float(np.std(np.array(self._raw[:NOISE_WINDOW])))
+            noise = noise if math.isfinite(noise) else 0.0
+            self._floor = max(noise, float(np.finfo(np.float64).tiny))
+            self._start, self._best = self._smooth[0], min(self._smooth)
+            self._diverged = result[1] if result[0] == "diverged" else None
+            self._settled = True
+            self._smooth, self._raw = [], []
+        return result

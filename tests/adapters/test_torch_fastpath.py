@@ -1,0 +1,284 @@
+"""The cheap paths behind lrscope.torch's speed: the plain step loop against the general one
+(bit for bit), find_lr's trainer that skips pass records, and the engine's incremental stop
+check against check_stop on the whole curve."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import numpy as np
+import pytest
+from conftest import needs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrscope.core.stopping import StopScan, check_stop
+from lrscope.errors import TrainerError
+from lrscope.testing import state_differences
+
+torch_only = [pytest.mark.torch, needs("torch")]
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _everything(model, optimizer):
+    torch = _torch()
+    return copy.deepcopy(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "grads": [None if p.grad is None else p.grad for p in model.parameters()],
+            "modes": [m.training for m in model.modules()],
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),  # noqa: NPY002
+            "python_rng": random.getstate(),
+        }
+    )
+
+
+def _setup(kind):
+    """A model, optimizer and batches for one configuration of the plain loop."""
+    torch = _torch()
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(96, 4, generator=gen)
+    y = x @ torch.tensor([[0.5], [-1.0], [2.0], [0.1]]) + 0.05 * torch.randn(96, 1, generator=gen)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 16),
+        torch.nn.BatchNorm1d(16),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(16, 1),
+    )
+    if kind == "groups":
+        optimizer = torch.optim.SGD(
+            [
+                {"params": model[0].parameters(), "lr": 0.02},
+                {"params": list(model[1].parameters()) + list(model[4].parameters()), "lr": 0.005},
+            ],
+            momentum=0.9,
+        )
+    elif kind == "tensor_lr":
+        optimizer = torch.optim.Adam(model.parameters(), lr=torch.tensor(1e-3), foreach=False)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    dataset = torch.utils.data.TensorDataset(x, y)
+    if kind == "lists":  # a plain list of [x, y] lists, cycled
+        data = [[x[i : i + 32], y[i : i + 32]] for i in range(0, 96, 32)]
+    else:
+        data = torch.utils.data.DataLoader(
+            dataset, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(1)
+        )
+    return model, optimizer, data
+
+
+@pytest.mark.parametrize("kind", ["adam", "groups", "tensor_lr", "lists"])
+@pytest.mark.parametrize(
+    "entry", [pytest.param("run", marks=torch_only), pytest.param("find_lr", marks=torch_only)]
+)
+def test_plain_loop_equals_the_general_loop_bit_for_bit(kind, entry, monkeypatch):
+    """The same steps through both loops: identical losses, weights, optimizer state, LRs and
+    RNG states (find_lr: restored exactly by both); the plain loop is the one taken here."""
+    torch = _torch()
+    import lrscope.torch as lt
+
+    calls = {"plain": 0, "general": 0}
+    for name in ("plain", "general"):
+        method = getattr(lt.TorchTrainer, f"_run_{name}")
+
+        def counted(self, lrs, method=method, name=name):
+            calls[name] += 1
+            return method(self, lrs)
+
+        monkeypatch.setattr(lt.TorchTrainer, f"_run_{name}", counted)
+    outcomes = []
+    for general_only in (False, True):
+        model, optimizer, data = _setup(kind)
+        np.random.seed(3)  # noqa: NPY002
+        random.seed(3)
+        torch.manual_seed(3)
+        before = _everything(model, optimizer)
+        if entry == "run":
+            trainer = lt.trainer(model, optimizer, torch.nn.functional.mse_loss, data)
+            trainer._general_only = general_only
+            losses = np.concatenate([trainer.run(np.geomspace(1e-4, 1e-1, 7)) for _ in range(3)])
+        else:  # find_lr builds its own trainer: choose the loop in its __init__
+            init = lt.TorchTrainer.__init__
+
+            def init_choosing(self, *args, init=init, general_only=general_only, **kwargs):
+                init(self, *args, **kwargs)
+                self._general_only = general_only
+
+            monkeypatch.setattr(lt.TorchTrainer, "__init__", init_choosing)
+            result = lt.find_lr(
+                model, optimizer, torch.nn.functional.mse_loss, data, end_lr=10.0, steps=30
+            )
+            monkeypatch.setattr(lt.TorchTrainer, "__init__", init)
+            losses = result.loss
+            assert not state_differences(before, _everything(model, optimizer))
+        lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        outcomes.append((losses, _everything(model, optimizer), lrs))
+        taken, other = ("general", "plain") if general_only else ("plain", "general")
+        assert calls[taken] > 0 and calls[other] == 0
+        calls.update(plain=0, general=0)
+    (plain_losses, plain_state, plain_lrs), (general_losses, general_state, general_lrs) = outcomes
+    assert plain_losses.dtype == np.float64 and plain_losses.shape == general_losses.shape
+    assert plain_losses.size >= 20 and np.isfinite(plain_losses[:10]).all()
+    assert np.array_equal(plain_losses, general_losses, equal_nan=True)
+    assert not state_differences(plain_state, general_state)
+    assert plain_lrs == general_lrs
+
+
+@pytest.mark.torch
+@needs("torch")
+def test_a_loss_of_shape_one_or_mixed_shapes_is_one_value_per_step():
+    torch = _torch()
+    import lrscope.torch as lt
+
+    x = torch.linspace(0, 1, 32).reshape(-1, 1)
+    data = [(x[:16], 2 * x[:16]), (x[16:], 2 * x[16:])]
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    calls = {"n": 0}
+
+    def loss_fn(pred, target):
+        calls["n"] += 1
+        loss = torch.nn.functional.mse_loss(pred, target)
+        return loss.reshape(1) if calls["n"] % 2 else loss  # (1,) and () alternately
+
+    trainer = lt.trainer(model, optimizer, loss_fn, data)
+    losses = trainer.run(np.full(5, 0.01))
+    assert losses.shape == (5,) and np.isfinite(losses).all()
+
+
+@pytest.mark.torch
+@needs("torch")
+def test_find_lr_trainer_skips_pass_records_and_refuses_a_mid_pass_snapshot():
+    """find_lr's own trainer does not record where each pass began (it never replays one);
+    a snapshot in the middle of such a pass is refused rather than restored wrongly."""
+    torch = _torch()
+    import lrscope.torch as lt
+
+    model, optimizer, data = _setup("adam")
+    trainer = lt.trainer(model, optimizer, torch.nn.functional.mse_loss, data)
+    trainer._replayable = False
+    state = trainer.snapshot()  # before the first batch: fine
+    trainer.run(np.full(3, 1e-3))
+    assert trainer._pass_rng is None
+    with pytest.raises(TrainerError, match="middle of a pass"):
+        trainer.snapshot()
+    trainer.restore(state)
+    assert trainer._iterator is None  # back before the first batch
+    # the default trainer records them, so check_trainer-style mid-pass restores work
+    recording = lt.trainer(model, optimizer, torch.nn.functional.mse_loss, data)
+    recording.run(np.full(3, 1e-3))
+    assert recording._pass_rng is not None
+    recording.restore(recording.snapshot())
+
+
+@pytest.mark.torch
+@needs("torch")
+def test_list_subclass_batches_are_moved_and_kept_as_their_type():
+    torch = _torch()
+    import lrscope.torch as lt
+
+    class Batch(list):
+        pass
+
+    x = torch.linspace(0, 1, 8).reshape(-1, 1)
+    model = torch.nn.Linear(1, 1)
+    trainer = lt.trainer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), torch.nn.functional.mse_loss, [[x, x]]
+    )
+    moved = trainer._to_device(Batch([x, 2 * x]))
+    assert type(moved) is Batch and moved[0] is x  # already on the device: the same tensor
+
+
+# -- the engine's incremental stop check -------------------------------------------------------
+values = st.one_of(
+    st.floats(-1e3, 1e3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e308, -1e308, np.nan, np.inf]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(values, values), min_size=1, max_size=60),
+    st.lists(st.integers(1, 12), min_size=1, max_size=60),
+    st.floats(0.01, 100.0),
+    st.booleans(),
+)
+def test_stop_scan_answers_exactly_what_check_stop_answers_on_the_whole_curve(
+    points, chunks, factor, smooth_from_raw
+):
+    raw = np.array([r for r, _ in points], dtype=np.float64)
+    if smooth_from_raw:
+        from lrscope.core.smoothing import smooth_loss
+
+        smooth = smooth_loss(raw, 0.9)
+    else:
+        smooth = np.array([s for _, s in points], dtype=np.float64)
+    scan = StopScan(factor)
+    done, i = 0, 0
+    while done < raw.size:
+        size = chunks[i % len(chunks)]
+        i += 1
+        part = slice(done, done + size)
+        got = scan.extend(smooth[part], raw[part])
+        done = min(done + size, raw.size)
+        assert got == check_stop(smooth[:done], raw[:done], factor), done
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 90),
+    st.floats(0.0, 1.0),
+    st.sampled_from([0.0, 1e-3, 0.05, 0.3]),
+    st.lists(st.integers(1, 12), min_size=1, max_size=8),
+    st.sampled_from([1.0, 3.0, 10.0]),
+    st.sampled_from([None, np.nan, np.inf, -np.inf]),
+)
+def test_stop_scan_equals_check_stop_on_range_test_shaped_curves(
+    seed, n, rise_at, noise, chunks, factor, bad
+):
+    """Curves like a range test's: a noisy fall, then a blow-up of random speed, sometimes a
+    non-finite loss; checked after every chunk against check_stop on the whole curve."""
+    from lrscope.core.smoothing import smooth_loss
+
+    rng = np.random.default_rng(seed)
+    steps = np.arange(n, dtype=np.float64)
+    knee = rise_at * n
+    raw = 1.0 + np.exp(-steps / max(1.0, n / 4)) + noise * rng.standard_normal(n)
+    raw += np.where(steps > knee, np.expm1(rng.uniform(0.05, 1.0) * (steps - knee)), 0.0)
+    if bad is not None and n > 1:
+        raw[rng.integers(1, n)] = bad
+    smooth = smooth_loss(raw, float(rng.choice([0.0, 0.5, 0.98])))
+    scan = StopScan(factor)
+    done, i = 0, 0
+    while done < n:
+        size = chunks[i % len(chunks)]
+        i += 1
+        got = scan.extend(smooth[done : done + size], raw[done : done + size])
+        done = min(done + size, n)
+        assert got == check_stop(smooth[:done], raw[:done], factor), done
+
+
+def test_stop_scan_follows_a_real_divergence_chunk_by_chunk():
+    raw = np.concatenate([np.linspace(2.0, 0.5, 40), 0.5 * 1.3 ** np.arange(30)])
+    from lrscope.core.smoothing import smooth_loss
+
+    smooth = smooth_loss(raw)
+    scan = StopScan(3.0)
+    answers = [scan.extend(smooth[i : i + 5], raw[i : i + 5]) for i in range(0, raw.size, 5)]
+    expected = check_stop(smooth, raw, 3.0)
+    assert expected[0] == "diverged" and answers[-1] == expected
+    first = next(k for k, answer in enumerate(answers) if answer[0] == "diverged")
+    assert all(answer == ("completed", 5 * (k + 1)) for k, answer in enumerate(answers[:first]))
+    with pytest.raises(ValueError, match="`diverge_factor` must be a positive finite number"):
+        StopScan(0.0)
