@@ -93,6 +93,14 @@ class LessonResult:
                 f"{s.lr_diverge:.3g}, at {d10.lr / s.lr_best:.2g}x the best fixed LR "
                 f"2/(lambda_min+lambda_max) = {s.lr_best:.3g}."
             )
+            default = rt.suggest()
+            if default.rule != "min_div10" and default.lr is not None:
+                side = "below" if default.lr < s.lr_diverge else "above"
+                parts.append(
+                    f"lrscope's default rule, {default.rule}, gives {default.lr:.3g} "
+                    f"({default.reason}): {side} the ceiling, at "
+                    f"{default.lr / s.lr_best:.2g}x the best fixed LR."
+                )
         if self.sweep is not None:
             from lrscope.lab.lesson_sweep import describe_map
 
