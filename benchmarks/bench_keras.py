@@ -16,6 +16,11 @@ Compared, each backend in its own subprocess (KERAS_BACKEND is fixed at import):
 ``REPEATS`` later calls. Threads are pinned to 1 (OMP/TF/XLA) so that the numbers mean the same
 on a shared machine. Run ``.venv/bin/python benchmarks/bench_keras.py`` from the repo root;
 writes ``benchmarks/results/keras.md``. Target: find_lr / fit <= 1.10 warm.
+
+Also measured: one ``KerasTrainer.evaluate()`` (what ``eval_every`` and ``lrscope.verify`` call
+many times) against ``model.evaluate(x_val, y_val)`` (what it called before it prepared the
+validation set once): ``EVAL_ROWS`` rows, MLP 8-32-32-1, MSE, median of ``EVAL_CALLS`` calls
+after warm-up. ``--evaluate-only`` runs just that part and prints its table (writes nothing).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ BACKENDS = ("tensorflow", "jax", "torch")
 STEPS = 200
 BATCH = 64
 REPEATS = 7
+EVAL_ROWS = 300
+EVAL_CALLS = 30
 THREADS_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
@@ -62,6 +69,67 @@ def load_data() -> tuple[np.ndarray, np.ndarray, str]:
         rng = np.random.default_rng(0)
         x = rng.uniform(0, 1, (rows, 64)).astype(np.float32)
         return x, rng.integers(0, 10, rows).astype(np.int32), "synthetic 64-d"
+
+
+def evaluate_timings() -> dict[str, float]:
+    """Median seconds per call: model.evaluate (the previous evaluate()) and evaluate()."""
+    import keras
+
+    import lrscope.keras as lk
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(EVAL_ROWS, 8)).astype(np.float32)
+    y = rng.normal(size=(EVAL_ROWS, 1)).astype(np.float32)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    trainer = lk.trainer(model, x, y, batch_size=32, validation_data=(x, y))
+    calls = {
+        "model.evaluate": lambda: model.evaluate(x, y, verbose=0, return_dict=True)["loss"],
+        "evaluate()": trainer.evaluate,
+    }
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    values = {name: call() for name, call in calls.items()}  # warm-up (traces, prepares)
+    for _ in range(EVAL_CALLS):  # interleaved, so load changes hit both alike
+        for name, call in calls.items():
+            began = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - began)
+    assert abs(values["evaluate()"] - values["model.evaluate"]) <= 1e-6 * abs(
+        values["model.evaluate"]
+    )
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def evaluate_table(rows: list[dict]) -> list[str]:
+    lines = [
+        f"## KerasTrainer.evaluate(): {EVAL_ROWS} rows, MLP 8-32-32-1, median of {EVAL_CALLS} "
+        "calls after warm-up",
+        "",
+        "| backend | model.evaluate (before) ms | evaluate() (after) ms | speed-up |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        e = r["evaluate"]
+        before, after = e["model.evaluate"], e["evaluate()"]
+        lines.append(
+            f"| {r['backend']} | {before * 1e3:.2f} | {after * 1e3:.2f} | {before / after:.1f}x |"
+        )
+    return lines
+
+
+def worker_evaluate() -> None:
+    sys.path.insert(0, str(ROOT / "src"))
+    import keras
+
+    print(json.dumps({"backend": keras.backend.backend(), "evaluate": evaluate_timings()}))
 
 
 def worker() -> None:
@@ -131,17 +199,19 @@ def worker() -> None:
                 "data": data_name,
                 "cold": cold,
                 "warm": {k: statistics.median(v) for k, v in warm.items()},
+                "evaluate": evaluate_timings(),
             }
         )
     )
 
 
 def main() -> int:
+    only_evaluate = "--evaluate-only" in sys.argv
     rows = []
     for backend in BACKENDS:
         env = {**os.environ, **THREADS_ENV, "KERAS_BACKEND": backend}
         proc = subprocess.run(
-            [sys.executable, __file__, "--worker"],
+            [sys.executable, __file__, "--worker-evaluate" if only_evaluate else "--worker"],
             env=env,
             capture_output=True,
             text=True,
@@ -152,6 +222,9 @@ def main() -> int:
             print(proc.stderr[-3000:], file=sys.stderr)
             return 1
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    if only_evaluate:
+        print("\n".join(evaluate_table(rows)))
+        return 0
     lines = [
         "# lrscope.keras.find_lr vs model.fit (same steps)",
         "",
@@ -177,6 +250,8 @@ def main() -> int:
         "",
         "Ratios are find_lr (or fit with the callback) over plain fit; the target is <= 1.10x "
         "warm. find_lr includes its snapshot and restore.",
+        "",
+        *evaluate_table(rows),
     ]
     text = "\n".join(lines) + "\n"
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +261,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if "--worker" in sys.argv:
+    if "--worker-evaluate" in sys.argv:
+        worker_evaluate()
+    elif "--worker" in sys.argv:
         worker()
     else:
         sys.exit(main())

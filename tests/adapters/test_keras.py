@@ -359,3 +359,97 @@ def test_jax_step_compiles_once(data):
     for _ in range(3):
         trainer.run(np.full(4, 1e-3))
     assert trainer._compiled_step()._cache_size() == 1
+
+
+# -- evaluate(): the value model.evaluate returns, without its per-call setup --------------------
+
+
+def regularized_model(execution="default"):
+    """Dense(8, L2 kernel regularizer) + Dropout + Dense(1), MSE with an MAE metric: the
+    evaluated loss includes the regularization term, the metric must stay untouched."""
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input((D,)),
+            keras.layers.Dense(
+                8, activation="relu", kernel_regularizer=keras.regularizers.L2(0.05)
+            ),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss="mse",
+        metrics=["mae"],
+        jit_compile=False if execution == "no_jit" else "auto",
+        run_eagerly=execution == "eager",
+    )
+    return model
+
+
+def keras_evaluate(model, x, y, weights=None):
+    return model.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)["loss"]
+
+
+@pytest.mark.parametrize("execution", ["default", "no_jit", "eager"])
+def test_evaluate_equals_model_evaluate_and_leaves_the_state_alone(data, execution):
+    x, y = data
+    rng = np.random.default_rng(1)
+    rows = 75  # not a multiple of evaluate's batch size 32: a short last batch
+    x_val = rng.normal(size=(rows, D)).astype("float32")
+    y_val = rng.normal(size=(rows, 1)).astype("float32")
+    weights = rng.uniform(0.1, 3.0, rows).astype("float32")
+    model = regularized_model(execution)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # metric variables not at zero
+    for validation in ((x_val, y_val), (x_val, y_val, weights)):
+        trainer = lk.trainer(model, x, y, batch_size=BATCH, validation_data=validation)
+        if BACKEND == "torch":
+            model.train()  # model.evaluate would leave the module in eval mode
+        before = trainer.snapshot()
+        got = [trainer.evaluate() for _ in range(3)]  # the first one prepares the batches
+        assert not state_differences(before, trainer.snapshot())  # metrics, torch RNG too
+        if BACKEND == "torch":
+            assert model.training
+        want = keras_evaluate(model, *validation)
+        np.testing.assert_allclose(got, [want] * 3, rtol=1e-6)
+    # The regularization term is large enough that leaving it out would fail the comparison.
+    assert float(keras.ops.convert_to_numpy(keras.ops.sum(model.losses))) > 1e-2
+
+
+def test_evaluate_follows_the_weights_as_they_change(data):
+    x, y = data
+    model = regularized_model()
+    trainer = lk.trainer(model, x, y, batch_size=BATCH, validation_data=(x[:40], y[:40]))
+    first = trainer.evaluate()
+    trainer.run(np.full(3, 0.05))
+    np.testing.assert_allclose(trainer.evaluate(), keras_evaluate(model, x[:40], y[:40]), rtol=1e-6)
+    assert trainer.evaluate() != first
+
+
+def test_evaluate_of_a_dataset_goes_through_model_evaluate(data):
+    tf = pytest.importorskip("tensorflow")
+    x, y = data
+    model = regularized_model()
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    dataset = tf.data.Dataset.from_tensor_slices((x[:50], y[:50])).batch(16)
+    trainer = lk.trainer(model, x, y, batch_size=BATCH, validation_data=dataset)
+    before = trainer.snapshot()
+    got = trainer.evaluate()
+    assert not state_differences(before, trainer.snapshot())
+    np.testing.assert_allclose(
+        got, model.evaluate(dataset, verbose=0, return_dict=True)["loss"], rtol=1e-6
+    )
+
+
+def test_evaluate_after_a_recompile_uses_the_new_loss(data):
+    x, y = data
+    model = regularized_model()
+    validation = (x[:40], y[:40])
+    trainer = lk.trainer(model, x, y, batch_size=BATCH, validation_data=validation)
+    mse = trainer.evaluate()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mae")
+    trainer = lk.trainer(model, x, y, batch_size=BATCH, validation_data=validation)
+    mae = trainer.evaluate()
+    np.testing.assert_allclose(mae, keras_evaluate(model, *validation), rtol=1e-6)
+    assert abs(mae - mse) > 1e-3

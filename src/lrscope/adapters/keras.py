@@ -360,6 +360,284 @@ class _JaxSteps:
 
 
 # ---------------------------------------------------------------------------------------------
+# evaluate(): validation_data prepared once, the model's own test_step without model.evaluate's
+# per-call setup (a data adapter, a tf.data pipeline or loader, callbacks: most of its cost on
+# a small validation set)
+
+
+def _metric_values(model: Any) -> list[np.ndarray]:
+    return [_host_copy(v) for v in model.metrics_variables]
+
+
+def _put_metric_values(model: Any, values: list[np.ndarray]) -> None:
+    for variable, value in zip(model.metrics_variables, values, strict=True):
+        variable.assign(value)
+
+
+def _batch_signature(batch: Any) -> tuple[Any, ...]:
+    return tuple(
+        None if leaf is None else (tuple(leaf.shape), str(leaf.dtype))
+        for leaf in _keras().tree.flatten(batch)
+    )
+
+
+def _runs_of_equal_batches(batches: list[Any]) -> list[list[Any]]:
+    """Consecutive batches of equal shapes, grouped (all full batches, then the short one)."""
+    runs: list[list[Any]] = []
+    for batch in batches:
+        if runs and _batch_signature(runs[-1][-1]) == _batch_signature(batch):
+            runs[-1].append(batch)
+        else:
+            runs.append([batch])
+    return runs
+
+
+def _tensorflow_eval(model: Any) -> Callable[..., Any]:
+    """``loss(runs, reset_values) -> float64 scalar`` in one graph call: the metric variables
+    are saved and set to their reset values, the model's ``test_step`` runs over each run of
+    stacked equal-shape batches in a graph loop, and the metric variables are put back; the
+    loss of the last step is the running weighted mean that ``model.evaluate`` reports."""
+    import tensorflow as tf
+
+    def test_loop(batches: Any, loss: Any) -> Any:
+        count = tf.shape(next(a for a in tf.nest.flatten(batches) if a is not None))[0]
+
+        def body(i: Any, _: Any) -> Any:
+            data = tf.nest.map_structure(lambda a: None if a is None else a[i], batches)
+            step_loss = _loss_of(model.test_step(data))
+            return i + 1, tf.cast(tf.reshape(step_loss, []), tf.float64)
+
+        _, loss = tf.while_loop(
+            lambda i, _: i < count,
+            body,
+            (tf.constant(0), loss),
+            parallel_iterations=1,  # the metric variables accumulate in batch order
+        )
+        return loss
+
+    def evaluate(runs: Any, reset_values: Any) -> Any:
+        variables = model.metrics_variables
+        saved = [tf.identity(v.value) for v in variables]  # automatic control dependencies
+        for variable, value in zip(variables, reset_values, strict=True):  # keep this order
+            variable.assign(value)
+        loss = tf.constant(math.nan, tf.float64)
+        for batches in runs:  # unrolled at trace time: one or two runs in the usual case
+            loss = test_loop(batches, loss)
+        with tf.control_dependencies([loss]):
+            for variable, value in zip(variables, saved, strict=True):
+                variable.assign(value)
+            return tf.identity(loss)
+
+    return tf.function(
+        evaluate, reduce_retracing=True, jit_compile=bool(model.jit_compile), autograph=False
+    )
+
+
+def _jax_eval(model: Any) -> Callable[..., Any]:
+    """``loss(trainable, non_trainable, metrics, runs) -> scalar``: the stateless ``test_step``
+    scanned over each run of stacked equal-shape batches, in one jitted call; the metric state
+    starts from the values it would have after ``reset_metrics`` and is dropped afterwards, so
+    the model's variables are only read."""
+    import jax
+
+    def evaluate(trainable: Any, non_trainable: Any, metrics: Any, runs: Any) -> Any:
+        state, loss = (trainable, non_trainable, metrics), None
+        for stacked in runs:  # unrolled at trace time: one or two runs in the usual case
+
+            def body(state: Any, data: Any) -> Any:
+                logs, state = model.test_step(state, data)
+                return state, _loss_of(logs)
+
+            state, losses = jax.lax.scan(body, state, stacked)
+            loss = losses[-1]
+        return loss
+
+    return jax.jit(evaluate)
+
+
+class _Validation:
+    """``validation_data`` converted once to the batches ``model.evaluate`` would feed (Keras's
+    own data adapter, default batch size, no shuffling), evaluated with the model's own
+    ``test_step`` and metric reduction (the loss tracker's mean weighted by batch size), so
+    the value is the one ``model.evaluate(...)["loss"]`` returns: compiled loss, sample
+    weights, ``add_loss``/regularization losses, ``test_step``/``compute_loss`` overrides."""
+
+    def __init__(self, model: Any, backend: str, x: Any, y: Any, sample_weight: Any = None) -> None:
+        try:  # Keras's own batching (private API): without it, only model.evaluate is exact
+            from keras.src.trainers.data_adapters import get_data_adapter
+        except ImportError as exc:
+            raise _NotFast("this Keras has no keras.src.trainers.data_adapters") from exc
+
+        self.model, self.backend = model, backend
+        adapter = get_data_adapter(x, y, sample_weight=sample_weight, shuffle=False)
+        if backend == "tensorflow":
+            batches = list(adapter.get_tf_dataset())
+        elif backend == "jax":
+            batches = list(adapter.get_jax_iterator())
+        else:  # on the model's device once, not per call
+            convert = _keras().ops.convert_to_tensor
+            batches = [
+                _keras().tree.map_structure(lambda a: None if a is None else convert(a), b)
+                for b in adapter.get_torch_dataloader()
+            ]
+        if not batches:
+            raise invalid("validation_data", "must hold at least one sample", samples=0)
+        self.batches: list[Any] = batches  # torch: kept per batch; else stacked, below
+        self.runs: list[Any] = []
+        if backend == "torch":
+            return
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            stack = tf.stack
+        else:
+            import jax.numpy as jnp
+
+            stack = jnp.stack
+        runs = [_stack_batches(run, stack) for run in _runs_of_equal_batches(batches)]
+        if any(run is None for run in runs):
+            raise _NotFast("batches that cannot be stacked")
+        self.runs, self.batches = runs, []  # one copy of the validation set, not two
+
+    def _unstacked(self) -> Iterator[Any]:
+        """The batches one by one (the eager paths), sliced back out of the stacked runs."""
+        tree = _keras().tree
+        for stacked in self.runs:
+            first = next(leaf for leaf in tree.flatten(stacked) if leaf is not None)
+            for i in range(int(first.shape[0])):
+                yield tree.map_structure(lambda a, i=i: None if a is None else a[i], stacked)
+
+    def loss(self) -> float:
+        model = self.model
+        if self.backend == "jax" and not model.run_eagerly and model.jit_compile:
+            return self._loss_jax()
+        if self.backend == "tensorflow" and not model.run_eagerly:
+            fn = _cached(model, "eval", _tensorflow_eval)
+            return float(fn(self.runs, _reset_values(model)))
+        saved = _metric_values(model)
+        try:
+            model.reset_metrics()
+            if self.backend == "torch":
+                return self._loss_torch()
+            logs = None  # eager TensorFlow, JAX without jit: step by step, as evaluate does
+            for batch in self._unstacked():
+                logs = self._eager_step(batch)
+            return float(np.asarray(_loss_of(logs)))
+        finally:
+            _put_metric_values(model, saved)
+
+    def _eager_step(self, batch: Any) -> Any:
+        model = self.model
+        if self.backend != "jax":
+            return model.test_step(batch)
+        state = tuple(
+            [v.value for v in group]
+            for group in (
+                model.trainable_variables,
+                model.non_trainable_variables,
+                model.metrics_variables,
+            )
+        )
+        logs, (_, _, metrics) = model.test_step(state, batch)
+        for variable, value in zip(model.metrics_variables, metrics, strict=True):
+            variable.assign(value)
+        return logs
+
+    def _loss_torch(self) -> float:
+        import torch
+        from keras.src.backend.torch.trainer import TorchTrainer
+
+        model = self.model
+        model.make_test_function()
+        was_training = model.training
+        model.eval()  # as evaluate does (it leaves it so; here the mode is put back)
+        try:
+            if (
+                type(model).test_step is not TorchTrainer.test_step
+                or type(model).compute_metrics is not TorchTrainer.compute_metrics
+                or model._should_torch_compile()
+            ):  # an override (or torch.compile): the model's own test function, per batch
+                logs = None
+                for batch in self.batches:
+                    logs = model.test_function([batch])
+                return float(_to_numpy(_loss_of(logs)))
+            # Keras's test_step minus compute_metrics (the other metrics cost a third of an
+            # eager step and are not reported): the same forward pass, loss and loss-tracker
+            # update (mean weighted by batch size), hence the same value.
+            from keras.src.trainers.data_adapters import data_adapter_utils
+
+            tree = _keras().tree
+            with torch.no_grad():
+                for batch in self.batches:
+                    x, y, weight = data_adapter_utils.unpack_x_y_sample_weight(batch)
+                    kwargs = {"training": False} if model._call_has_training_arg else {}
+                    y_pred = model(x, **kwargs)
+                    loss = model._compute_loss(
+                        x=x, y=y, y_pred=y_pred, sample_weight=weight, training=False
+                    )
+                    rows = next(leaf for leaf in tree.flatten(x) if leaf is not None).shape[0]
+                    model._loss_tracker.update_state(loss, sample_weight=rows)
+                return float(_to_numpy(model._loss_tracker.result()))
+        finally:
+            model.train(was_training)
+
+    def _loss_jax(self) -> float:
+        model = self.model
+        fn = _cached(model, "eval", _jax_eval)
+        loss = fn(
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+            _reset_values(model),
+            self.runs,
+        )
+        return float(np.asarray(loss))
+
+
+class _NotFast(Exception):
+    """validation_data that only ``model.evaluate`` itself handles exactly."""
+
+
+_EVAL_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Callable[..., Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+_EVAL_RESET: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], list[np.ndarray]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _reset_values(model: Any) -> list[np.ndarray]:
+    """The values ``reset_metrics`` gives the metric variables, found once per model (reset,
+    read, put back) so that an evaluation can start from them without touching the model."""
+    key = tuple(id(v) for v in model.metrics_variables)
+    entry = _EVAL_RESET.get(model)
+    if entry is None or entry[0] != key:
+        saved = _metric_values(model)
+        model.reset_metrics()
+        _EVAL_RESET[model] = entry = (key, _metric_values(model))
+        _put_metric_values(model, saved)
+    return entry[1]
+
+
+def _cached(model: Any, name: str, make: Callable[[Any], Callable[..., Any]]) -> Any:
+    """One compiled evaluation function per model (and compile settings): a new trainer on
+    the same model, as each ``find_lr`` call makes, does not trace or compile again."""
+    key = (  # a recompile (new loss, metrics or settings) gets a fresh trace
+        name,
+        _backend(),
+        id(getattr(model, "_compile_loss", None)),
+        id(getattr(model, "_compile_metrics", None)),
+        tuple(id(v) for v in model.metrics_variables),
+        bool(model.jit_compile),
+        bool(model.run_eagerly),
+    )
+    cache = _EVAL_CACHE.setdefault(model, {})
+    if key not in cache:
+        cache.clear()
+        cache[key] = make(model)
+    return cache[key]
+
+
+# ---------------------------------------------------------------------------------------------
 # the trainer
 
 
@@ -423,6 +701,8 @@ class KerasTrainer:
                 )
             self._batches = _StreamBatches(x, None, None, batch_size)
         self._validation = validation_data
+        self._evaluator: _Validation | None = None  # prepared on the first evaluate()
+        self._evaluator_ready = False
         self._position = 0
         first = self._batches.batch(0)
         # Build every variable now (model, compiled loss/metrics, optimizer slots), so the
@@ -624,14 +904,90 @@ class KerasTrainer:
             torch.set_rng_state(state["torch_rng"])
 
     def evaluate(self) -> float:
-        """Loss on ``validation_data`` (as ``model.evaluate`` computes it)."""
+        """Loss on ``validation_data``: the value ``model.evaluate(...)["loss"]`` returns.
+
+        Arrays (``(x, y)`` or ``(x, y, sample_weight)``) are converted and batched once, on the
+        first call, exactly as ``model.evaluate`` batches them (32 rows, in order); each call
+        then runs the model's own ``test_step`` over them in one compiled call (TensorFlow,
+        JAX) or, on torch, its forward pass, loss and loss-tracker update per batch (the test
+        function itself when ``test_step``/``compute_metrics`` is overridden), skipping the
+        data pipeline and callbacks ``model.evaluate`` sets up per call. Datasets, generators
+        and other inputs go through ``model.evaluate`` itself. Either way the metric variables
+        (and on torch the module's train/eval mode and the torch RNG) are left as they were,
+        so the trainer's state is unchanged.
+        """
         if self._validation is None:
             raise invalid("validation_data", "is needed for evaluate()", validation_data=None)
+        if not self._evaluator_ready:
+            self._evaluator, self._evaluator_ready = self._prepare_validation(), True
+        if self._evaluator is not None:
+            return self._evaluator.loss()
+        return self._evaluate_with_keras()
+
+    def _prepare_validation(self) -> _Validation | None:
+        """The prepared validation set, or None where only ``model.evaluate`` is exact:
+        streams (a dataset may reshuffle or augment per pass, a generator is used up), a
+        distribution strategy or a ``max_steps_per_epoch`` cap."""
         data = self._validation
-        if isinstance(data, tuple) and len(data) in (2, 3):
-            logs = self.model.evaluate(*data, verbose=0, return_dict=True)
-        else:
-            logs = self.model.evaluate(data, verbose=0, return_dict=True)
+        if not (isinstance(data, tuple) and len(data) in (2, 3) and _all_arrays(*data)):
+            return None
+        keras = _keras()
+        if keras.config.max_steps_per_epoch():
+            return None
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            if tf.distribute.has_strategy() or self.model.distribute_strategy is not (
+                tf.distribute.get_strategy()
+            ):
+                return None
+        elif self.backend == "jax":
+            if keras.distribution.distribution() is not None:
+                return None
+        elif self.backend != "torch":
+            return None
+        rng = self._torch_rng()
+        try:
+            return _Validation(self.model, self.backend, *data)
+        except _NotFast:
+            return None
+        finally:
+            self._put_torch_rng(rng)  # a DataLoader draws a seed from it per pass
+
+    def _torch_rng(self) -> Any:
+        if self.backend != "torch":
+            return None
+        import torch
+
+        return torch.get_rng_state()
+
+    def _put_torch_rng(self, state: Any) -> None:
+        if state is not None:
+            import torch
+
+            torch.set_rng_state(state)
+
+    def _evaluate_with_keras(self) -> float:
+        model, data = self.model, self._validation
+        saved, rng = _metric_values(model), self._torch_rng()
+        was_training = getattr(model, "training", None) if self.backend == "torch" else None
+        try:
+            if isinstance(data, tuple) and len(data) in (2, 3):
+                x, y, *weights = data
+                logs = model.evaluate(
+                    x,
+                    y,
+                    sample_weight=weights[0] if weights else None,
+                    verbose=0,
+                    return_dict=True,
+                )
+            else:
+                logs = model.evaluate(data, verbose=0, return_dict=True)
+        finally:
+            _put_metric_values(model, saved)
+            self._put_torch_rng(rng)
+            if was_training is not None:
+                model.train(was_training)
         return float(logs["loss"])
 
 
