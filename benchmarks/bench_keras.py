@@ -35,7 +35,7 @@ import sys
 import time
 
 import numpy as np
-from machine import cpu_model  # benchmarks/machine.py
+from machine import THREADS_ENV, cpu_model  # benchmarks/machine.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "keras.md"
@@ -45,14 +45,6 @@ BATCH = 64
 REPEATS = 7
 EVAL_ROWS = 300
 EVAL_CALLS = 30
-THREADS_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-}
 
 
 def load_data() -> tuple[np.ndarray, np.ndarray, str]:

@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
+from machine import cpu_model  # benchmarks/machine.py
 from quality.harness import RANGE_TEST, Row, run_task
 from quality.keras_tasks import BACKEND_OF, KERAS_SEEDS, KERAS_TASKS, run_backend
 from quality.packages import PackageRuns
@@ -42,16 +43,6 @@ SMOKE_TASKS = {
     # One Keras backend (its own subprocess, ~9 s) so the smoke run covers that path too.
     "keras_mlp[jax]": {"grid": log_grid(1e-3, 1e-1, 2), "budgets": (30, 60)},
 }
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -98,7 +89,7 @@ def markdown(
         "# Suggestion quality: rules vs grid search",
         "",
         f"- date: {now}",
-        f"- machine: {os.cpu_count()} CPUs ({_cpu()}), Python {platform.python_version()}, "
+        f"- machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, "
         f"torch threads 1",
         f"- command: `{command}`",
         f"- seeds: {seeds} per task; oracle: every grid LR trained from the same start per seed; "

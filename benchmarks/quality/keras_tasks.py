@@ -35,17 +35,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run as a script: make `quality` importable
     sys.path.insert(0, str(HERE.parent))
 
+from machine import THREADS_ENV  # noqa: E402  (benchmarks/machine.py)
+
 from quality.tasks import MAX_STEPS, Task, _digits, batch_schedule, log_grid  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
-THREADS_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-}
 BATCH = 64
 #: Seeds per backend in the full benchmark (the torch backend costs ~3 ms a step in Keras's
 #: own train function; 3 seeds x 3 backends add about two and a half minutes).
