@@ -44,3 +44,14 @@ def integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})") from None
+
+
+def check_ramp(start_lr: float, end_lr: float, steps: int, steps_flag: str = "--steps") -> None:
+    """The range-test options every subcommand checks alike: a rising LR range, >= 2 steps."""
+    if start_lr >= end_lr:
+        raise UsageError(
+            f"argument --end-lr: must be greater than --start-lr "
+            f"(got --start-lr {start_lr:g}, --end-lr {end_lr:g})"
+        )
+    if steps < 2:
+        raise UsageError(f"argument {steps_flag}: must be >= 2 (got {steps})")

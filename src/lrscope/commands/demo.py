@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lrscope.commands import UsageError, integer, positive_float, positive_int
+from lrscope.commands import check_ramp, integer, positive_float, positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from lrscope.core.result import RangeTestResult
@@ -62,13 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from lrscope.lab.lesson import run_lesson
     from lrscope.lab.linreg import LESSON_LRS
 
-    if args.start_lr >= args.end_lr:
-        raise UsageError(
-            f"argument --end-lr: must be greater than --start-lr "
-            f"(got --start-lr {args.start_lr:g}, --end-lr {args.end_lr:g})"
-        )
-    if args.range_steps < 2:
-        raise UsageError(f"argument --range-steps: must be >= 2 (got {args.range_steps})")
+    check_ramp(args.start_lr, args.end_lr, args.range_steps, "--range-steps")
     from lrscope.lab.lesson_sweep import LESSON_SWEEP_LRS
 
     lesson = run_lesson(

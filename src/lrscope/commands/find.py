@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lrscope.commands import UsageError, positive_float, positive_int
+from lrscope.commands import UsageError, check_ramp, positive_float, positive_int
 
 HELP = "LR range test on TARGET (path/to/file.py:function returning a Trainer)"
 DESCRIPTION = (
@@ -45,13 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from lrscope.targets import build_trainer
     from lrscope.viz.text import describe_stop, suggestions_table
 
-    if args.start_lr >= args.end_lr:
-        raise UsageError(
-            f"argument --end-lr: must be greater than --start-lr "
-            f"(got --start-lr {args.start_lr:g}, --end-lr {args.end_lr:g})"
-        )
-    if args.steps < 2:
-        raise UsageError(f"argument --steps: must be >= 2 (got {args.steps})")
+    check_ramp(args.start_lr, args.end_lr, args.steps)
     trainer = build_trainer(args.target)
     result = range_test(
         trainer,
