@@ -143,6 +143,10 @@ class Row:
     best_lr: float
     lrs: list[float | None]
     regrets: list[float]
+    #: Mean over seeds of the score at this rule's LRs / the best grid LR's mean score over
+    #: seeds: the regret against the best *fixed* LR for the task, which does not pick each
+    #: seed's luckiest grid point (inf when a seed diverged or got no LR).
+    mean_regret: float = math.nan
 
     @property
     def answered(self) -> list[float]:
@@ -193,12 +197,15 @@ def rows_for(task: Task, runs: list[SeedRun], rules: list[str]) -> list[Row]:
     for budget in task.budgets:
         table = np.array([run.grid_scores[budget] for run in runs])  # seeds x grid
         best_per_seed = table.min(axis=1)
+        mean_scores = table.mean(axis=0)  # inf where any seed diverged
+        best_mean = float(np.min(mean_scores))
         with np.errstate(invalid="ignore"):
             median = np.median(table, axis=0)
         best_lr = float(task.grid[int(np.nanargmin(np.where(np.isfinite(median), median, np.inf)))])
         for rule in [*rules, "verify", GRID_BY_VAL]:
             lrs: list[float | None] = []
             regrets = []
+            scores = []
             for run, best in zip(runs, best_per_seed, strict=True):
                 if rule == GRID_BY_VAL:
                     lr = grid_by_validation(task, run, budget)
@@ -209,8 +216,11 @@ def rows_for(task: Task, runs: list[SeedRun], rules: list[str]) -> list[Row]:
                 lrs.append(lr)
                 score = math.inf if lr is None else run.runner.scores(lr)[budget]  # type: ignore[attr-defined]
                 regrets.append(score / best if math.isfinite(score) else math.inf)
+                scores.append(score)
             if lrs:
-                rows.append(Row(task.name, budget, rule, best_lr, lrs, regrets))
+                mean = float(np.mean(scores))
+                mean_regret = mean / best_mean if math.isfinite(mean) else math.inf
+                rows.append(Row(task.name, budget, rule, best_lr, lrs, regrets, mean_regret))
     return rows
 
 

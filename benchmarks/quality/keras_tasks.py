@@ -219,6 +219,7 @@ def worker(argv: list[str] | None = None) -> int:
                 "best_lr": r.best_lr,
                 "lrs": r.lrs,
                 "regrets": [_finite_or_none(v) for v in r.regrets],
+                "mean_regret": _finite_or_none(r.mean_regret),
             }
             for r in rows
         ],
@@ -308,6 +309,7 @@ def run_backend(task: Task, seeds: list[int], timeout: float = 900) -> tuple[lis
             float(r["best_lr"]),
             r["lrs"],
             [inf(v) for v in r["regrets"]],
+            inf(r["mean_regret"]),
         )
         for r in data["rows"]
     ]

@@ -1,0 +1,48 @@
+"""The quality benchmark's regret arithmetic, on score tables small enough to check by hand."""
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from quality.harness import GRID_BY_VAL, SeedRun, rows_for  # noqa: E402
+from quality.tasks import Task  # noqa: E402
+
+
+def seed_run(seed, scores, suggestion, val):
+    """A SeedRun whose grid (LRs 0.1, 1.0) scores ``scores`` at budget 10 (and 20)."""
+    table = {0.1: scores[0], 1.0: scores[1]}
+    if suggestion not in table:
+        table[suggestion] = np.inf  # an LR off the grid that diverged
+    runner = SimpleNamespace(
+        scores=lambda lr: {10: table[lr], 20: table[lr]},
+        val_cache={0.1: {10: val[0], 20: val[0]}, 1.0: {10: val[1], 20: val[1]}},
+    )
+    run = SeedRun(seed, None, {}, {10: np.array(scores), 20: np.array(scores)})
+    run.suggestions["rule"] = suggestion
+    run.runner = runner
+    return run
+
+
+def test_per_seed_and_mean_score_regret_by_hand():
+    task = Task("toy", "toy", make=None, grid=np.array([0.1, 1.0]), budgets=(10, 20))
+    # Seed 0 is best at 0.1 (1.0 vs 2.0), seed 1 at 1.0 (2.0 vs 3.0); both LRs average 2.0.
+    runs = [
+        seed_run(0, [1.0, 2.0], 1.0, val=[5.0, 4.0]),
+        seed_run(1, [3.0, 2.0], 1.0, val=[5.0, 4.0]),
+    ]
+    rows = {row.rule: row for row in rows_for(task, runs, ["rule"]) if row.budget == 10}
+    rule = rows["rule"]
+    assert rule.regrets == [2.0, 1.0]  # 2.0 / 1.0 on seed 0, 2.0 / 2.0 on seed 1
+    assert rule.mean_regret == pytest.approx(1.0)  # mean 2.0 / best mean 2.0
+    grid = rows[GRID_BY_VAL]  # validation prefers 1.0 on both seeds
+    assert grid.lrs == [1.0, 1.0] and grid.mean_regret == pytest.approx(1.0)
+    # One seed diverging at the rule's LR makes its mean-score regret inf.
+    runs[1] = seed_run(1, [3.0, 2.0], 0.5, val=[5.0, 4.0])
+    rule = next(r for r in rows_for(task, runs, ["rule"]) if r.rule == "rule")
+    assert rule.regrets[1] == np.inf and rule.mean_regret == np.inf
