@@ -100,8 +100,10 @@ def range_test(
         )
     chunk = chunk_size or auto_chunk(steps)
 
-    losses: list[np.ndarray] = []
-    smoothed: list[np.ndarray] = []
+    # Python floats during the test, arrays once at the end: a chunk is a handful of values,
+    # and NumPy calls between a small model's steps cost several times their cost alone.
+    losses: list[float] = []
+    smoothed: list[float] = []
     smoother = RunningSmoother(beta)
     scan = StopScan(diverge_factor)
     val_step: list[int] = []
@@ -114,23 +116,24 @@ def range_test(
     try:
         while done < len(lrs):
             part = lrs[done : done + chunk]
-            losses.append(_as_losses(trainer.run(part), len(part)))
-            smoothed.append(smoother.extend(losses[-1]))
+            new = _as_losses(trainer.run(part), len(part)).tolist()
+            new_smooth = smoother.extend_list(new)
+            losses += new
+            smoothed += new_smooth
             done += len(part)
             if evaluate is not None and eval_every and done % eval_every < len(part):
                 val_step.append(done)
                 val_loss.append(float(evaluate()))
-            meter.update(done, float(losses[-1][-1]))
+            meter.update(done, new[-1])
             # check_stop on the whole curve so far, without rescanning it every chunk
-            reason, index = scan.extend(smoothed[-1], losses[-1])
+            reason, index = scan.extend(new_smooth, new)
             if reason == "diverged" and not stop_on_divergence:
                 # keep going past a divergence, but never past a non-finite loss
-                raw = np.concatenate(losses)
-                finite = np.isfinite(raw)
+                finite = np.isfinite(np.array(losses))
                 reason, index = (
                     ("non_finite", int(np.argmin(finite)))
                     if not finite.all()
-                    else ("completed", raw.size)
+                    else ("completed", finite.size)
                 )
             if reason in ("non_finite", "diverged"):
                 stop_reason, stop_step = reason, index
@@ -142,11 +145,11 @@ def range_test(
             trainer.restore(snapshot)
         finally:
             meter.close()
-    raw = np.concatenate(losses) if losses else np.zeros(0)
+    raw = np.array(losses, dtype=np.float64)
     result = RangeTestResult(
         lr=lrs[: raw.size].copy(),
         loss=raw,
-        smooth_loss=np.concatenate(smoothed) if smoothed else np.zeros(0),
+        smooth_loss=np.array(smoothed, dtype=np.float64),
         stop_reason=stop_reason,
         stop_step=stop_step,
         start_lr=float(start_lr),

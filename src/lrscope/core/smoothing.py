@@ -23,10 +23,15 @@ class RunningSmoother:
 
     def extend(self, values: np.ndarray) -> np.ndarray:
         """Smoothed values for the next raw ``values`` (shape ``(k,)``), float64."""
+        raw = np.asarray(values, dtype=np.float64).reshape(-1).tolist()
+        return np.array(self.extend_list(raw), dtype=np.float64)
+
+    def extend_list(self, values: list[float]) -> list[float]:
+        """:meth:`extend` on Python floats: what the range test calls after every chunk (a
+        handful of values, where NumPy's per-call cost exceeds the arithmetic)."""
         beta = self.beta
-        # A Python list, one array at the end: per-element NumPy stores cost more than the math.
         out: list[float] = []
-        for value in np.asarray(values, dtype=np.float64).reshape(-1).tolist():
+        for value in values:
             if self.broken or not math.isfinite(value):
                 self.broken = True
                 out.append(math.nan)
@@ -39,7 +44,7 @@ class RunningSmoother:
                 out.append(math.nan)
                 continue
             out.append(smoothed)
-        return np.array(out, dtype=np.float64)
+        return out
 
 
 def smooth_loss(loss: np.ndarray, beta: float = 0.98) -> np.ndarray:

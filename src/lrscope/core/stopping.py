@@ -87,10 +87,19 @@ class StopScan:
         self._diverged: int | None = None
         self._start = self._best = self._floor = 0.0
 
-    def extend(self, smooth: np.ndarray, raw: np.ndarray) -> tuple[str, int]:
-        """Add the next points (shape ``(k,)`` each) and return ``(reason, index)``."""
-        smooth_values = np.asarray(smooth, dtype=np.float64).reshape(-1).tolist()
-        raw_values = np.asarray(raw, dtype=np.float64).reshape(-1).tolist()
+    def extend(
+        self, smooth: np.ndarray | list[float], raw: np.ndarray | list[float]
+    ) -> tuple[str, int]:
+        """Add the next points (shape ``(k,)`` each, or lists of floats) and return
+        ``(reason, index)``."""
+        smooth_values = (
+            smooth
+            if type(smooth) is list
+            else np.asarray(smooth, dtype=np.float64).reshape(-1).tolist()
+        )
+        raw_values = (
+            raw if type(raw) is list else np.asarray(raw, dtype=np.float64).reshape(-1).tolist()
+        )
         if len(smooth_values) != len(raw_values):
             raise invalid(
                 "smooth",
@@ -123,17 +132,44 @@ class StopScan:
         self._smooth += smooth
         self._raw += raw
         self._count = len(self._raw)
-        result = check_stop(np.array(self._smooth), np.array(self._raw), self.diverge_factor)
+        result, floor = _check_stop_lists(self._smooth, self._raw, self.diverge_factor)
         if not all(math.isfinite(v) for v in self._smooth + self._raw):
             self._final = result
         elif self._count >= NOISE_WINDOW:
             # From here on check_stop's noise is the spread of these first raw losses.
-            with np.errstate(over="ignore", invalid="ignore"):
-                noise = float(np.std(np.array(self._raw[:NOISE_WINDOW])))
-            noise = noise if math.isfinite(noise) else 0.0
-            self._floor = max(noise, float(np.finfo(np.float64).tiny))
+            self._floor = floor
             self._start, self._best = self._smooth[0], min(self._smooth)
             self._diverged = result[1] if result[0] == "diverged" else None
             self._settled = True
             self._smooth, self._raw = [], []
         return result
+
+
+_TINY = float(np.finfo(np.float64).tiny)
+
+
+def _check_stop_lists(
+    smooth: list[float], raw: list[float], diverge_factor: float
+) -> tuple[tuple[str, int], float]:
+    """:func:`check_stop` on Python floats, and the noise floor it used: the same IEEE
+    operations in the same order (one ``np.std`` for the noise, as there), so the same answer
+    bit for bit, without the dozen NumPy calls that cost more than a few points' arithmetic."""
+    n = len(raw)
+    isfinite = math.isfinite
+    first_bad = next((i for i in range(n) if not (isfinite(raw[i]) and isfinite(smooth[i]))), n)
+    if n == 0:
+        return ("completed", 0), _TINY
+    if first_bad == 0:
+        return ("non_finite", 0), _TINY
+    with np.errstate(over="ignore", invalid="ignore"):
+        noise = float(np.std(np.array(raw[: min(first_bad, NOISE_WINDOW)])))
+    floor = max(noise if isfinite(noise) else 0.0, _TINY)
+    start = best = smooth[0]
+    for i in range(first_bad):
+        value = smooth[i]
+        best = min(best, value)
+        if value > best + diverge_factor * max(start - best, floor):
+            return ("diverged", i), floor
+    if first_bad < n:
+        return ("non_finite", first_bad), floor
+    return ("completed", n), floor
