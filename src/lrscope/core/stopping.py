@@ -69,8 +69,9 @@ class StopScan:
     the whole curve each time (NumPy calls on ever longer arrays) cost more than the chunks of
     a small model. Exact because, once the first ``NOISE_WINDOW`` points are finite, the noise
     level is fixed and whether point ``i`` is over the threshold depends only on the points up
-    to ``i``: earlier points never change their verdict. Before that (or once a non-finite
-    point fixes the answer) it defers to ``check_stop`` itself or repeats its answer.
+    to ``i``: earlier points never change their verdict. Before that it rescans the few points
+    so far with ``check_stop``'s arithmetic on Python floats (bitwise the same answer), and once
+    a non-finite point fixes the answer it repeats it.
     """
 
     def __init__(self, diverge_factor: float) -> None:
@@ -155,10 +156,10 @@ def _check_stop_lists(
     operations in the same order (one ``np.std`` for the noise, as there), so the same answer
     bit for bit, without the dozen NumPy calls that cost more than a few points' arithmetic."""
     n = len(raw)
-    isfinite = math.isfinite
-    first_bad = next((i for i in range(n) if not (isfinite(raw[i]) and isfinite(smooth[i]))), n)
     if n == 0:
         return ("completed", 0), _TINY
+    isfinite = math.isfinite
+    first_bad = next((i for i in range(n) if not (isfinite(raw[i]) and isfinite(smooth[i]))), n)
     if first_bad == 0:
         return ("non_finite", 0), _TINY
     with np.errstate(over="ignore", invalid="ignore"):
