@@ -125,8 +125,9 @@ def main() -> None:
             "- tasks:",
             *task_lines,
             f"- wall s / bare loop s: medians of {REPEATS} repeats after one warm-up; the bare "
-            "loop is the plain PyTorch loop (zero_grad, forward, loss, backward, step) for the "
-            "same number of steps, paired with each finder call (alternately before and after "
+            "loop is the plain PyTorch loop (set the LR, zero_grad, forward, loss, backward, "
+            "step) for the same number of steps, paired with each finder call (alternately "
+            "before and after "
             "it; gc.collect() before every timed region); ratio = median over the repeats of "
             "(finder call / its paired bare loop) (target for lrscope: <= 1.05x)",
             "- timed finder call: the range test and the finder's default suggestion (lrscope: "

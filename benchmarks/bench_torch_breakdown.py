@@ -75,20 +75,7 @@ def measure(name: str) -> dict[str, float]:
         return result.loss.tolist()
 
     def bare() -> list[float]:
-        group, batches, losses = opt.param_groups[0], iter(data), []
-        for lr in ramp:
-            group["lr"] = lr
-            try:
-                x, y = next(batches)
-            except StopIteration:
-                batches = iter(data)
-                x, y = next(batches)
-            opt.zero_grad()
-            loss = task.loss(net(x), y)
-            loss.backward()
-            opt.step()
-            losses.append(loss.detach())
-        return torch.stack(losses).tolist()
+        return tasks.plain_steps(task, net, opt, data, ramp)
 
     rows: dict[str, list[float]] = {key: [] for key in ("find", "bare", *PARTS)}
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 F = torch.nn.functional
@@ -121,19 +120,14 @@ def loader(task: Task, seed: int = 0) -> torch.utils.data.DataLoader:
     )
 
 
-def bare_loop(task: Task, steps: int, seed: int = 0) -> float:
-    """The plain PyTorch loop of ``steps`` steps (the cost floor); returns seconds."""
-    import gc
-    import time
-
-    net = model(task, seed)
-    opt = optimizer(task, net.parameters())
-    data = loader(task, seed)
+def plain_steps(task: Task, net: Any, opt: Any, data: Any, lrs: list[float]) -> list[float]:
+    """The plain PyTorch loop: one step per LR in ``lrs`` (set the LR, zero_grad, forward,
+    loss, backward, step), cycling ``data``; the losses reach the host once, at the end."""
+    group = opt.param_groups[0]
     losses = []
-    gc.collect()  # as before each finder call: no garbage of the setup in the timed region
-    began = time.perf_counter()
     batches = iter(data)
-    for _ in range(steps):
+    for lr in lrs:
+        group["lr"] = lr
         try:
             x, y = next(batches)
         except StopIteration:
@@ -144,5 +138,20 @@ def bare_loop(task: Task, steps: int, seed: int = 0) -> float:
         loss.backward()
         opt.step()
         losses.append(loss.detach())
-    np.asarray(torch.stack(losses))
+    return torch.stack(losses).tolist()
+
+
+def bare_loop(task: Task, steps: int, seed: int = 0) -> float:
+    """The plain PyTorch loop of ``steps`` steps at the task's base LR, on a freshly built
+    model, optimizer and loader (the cost floor); returns the seconds it took."""
+    import gc
+    import time
+
+    net = model(task, seed)
+    opt = optimizer(task, net.parameters())
+    data = loader(task, seed)
+    lrs = [task.base_lr] * steps
+    gc.collect()  # as before each finder call: no garbage of the setup in the timed region
+    began = time.perf_counter()
+    plain_steps(task, net, opt, data, lrs)
     return time.perf_counter() - began
