@@ -53,6 +53,10 @@ def test_smoke_benchmark_writes_a_table_with_every_rule(tmp_path):
         cells = [c.strip() for c in row.split("|")[1:-1]]
         for cell in cells[1:3]:  # median and worst regret: a number, or "diverged"
             assert cell == "diverged" or float(cell) > 0
+        # worst mean-score regret and how many task-budgets are within 1.10 of the best fixed LR
+        assert cells[6] == "diverged" or float(cells[6]) > 0
+        within, total = (int(v) for v in cells[7].split("/"))
+        assert 0 <= within <= total
     # Every task table has one line per rule per budget.
     for task in ("linreg", "digits_mlp"):
         section = text.split(f"## {task}:", 1)[1].split("\n## ", 1)[0]
