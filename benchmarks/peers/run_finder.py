@@ -175,15 +175,7 @@ def run_lightning(task: tasks.Task, seed: int) -> dict[str, Any]:
     tmp = tempfile.mkdtemp()
 
     def call() -> tuple[int, dict[str, float | None]]:
-        trainer = pl.Trainer(
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=tmp,
-        )
+        trainer = pl.Trainer(**tasks.LIGHTNING_QUIET, default_root_dir=tmp)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             finder = Tuner(trainer).lr_find(
                 module,

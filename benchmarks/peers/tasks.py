@@ -120,6 +120,19 @@ def loader(task: Task, seed: int = 0) -> torch.utils.data.DataLoader:
     )
 
 
+#: ``lightning.pytorch.Trainer`` options for running Lightning's LR finder quietly on one CPU
+#: (no logger, checkpoints, progress bar or summary), shared by run_finder.py and
+#: quality/pkg_runner.py; each adds its own ``default_root_dir``.
+LIGHTNING_QUIET = {
+    "accelerator": "cpu",
+    "devices": 1,
+    "logger": False,
+    "enable_checkpointing": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+}
+
+
 def plain_steps(task: Task, net: Any, opt: Any, data: Any, lrs: list[float]) -> list[float]:
     """The plain PyTorch loop: one step per LR in ``lrs`` (set the LR, zero_grad, forward,
     loss, backward, step), cycling ``data``; the losses reach the host once, at the end."""

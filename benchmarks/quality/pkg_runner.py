@@ -130,6 +130,7 @@ def run_fastai(task: TorchTask, loss: RecordingLoss, workdir: Path) -> float | N
 def run_lightning(task: TorchTask, loss: RecordingLoss, workdir: Path) -> float | None:
     import lightning.pytorch as pl
     from lightning.pytorch.tuner import Tuner
+    from peers.tasks import LIGHTNING_QUIET  # benchmarks/peers/tasks.py
 
     class Module(pl.LightningModule):
         def __init__(self) -> None:
@@ -144,15 +145,7 @@ def run_lightning(task: TorchTask, loss: RecordingLoss, workdir: Path) -> float 
         def configure_optimizers(self) -> Any:
             return task.optimizer
 
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=workdir,
-    )
+    trainer = pl.Trainer(**LIGHTNING_QUIET, default_root_dir=workdir)
     finder = Tuner(trainer).lr_find(Module(), train_dataloaders=loader(task))
     lr = None if finder is None else finder.suggestion()
     return None if lr is None else float(lr)
