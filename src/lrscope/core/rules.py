@@ -196,7 +196,10 @@ def _centred_median(values: np.ndarray, half_width: int) -> np.ndarray:
         # Full windows in one vectorised call (the per-point loop dominated the suggestion's
         # cost on small models); only the shrunk windows at the two ends are done one by one.
         windows = np.lib.stride_tricks.sliding_window_view(values, 2 * h + 1)
-        out[h : n - h] = np.median(windows, axis=1)
+        if np.isnan(values).any():  # np.median's NaN rule: a window with a NaN gives NaN
+            out[h : n - h] = np.median(windows, axis=1)
+        else:  # an odd window's median is its middle element: a sort is 4x cheaper
+            out[h : n - h] = np.sort(windows, axis=1)[:, h]
         ends = [*range(h), *range(n - h, n)]
     else:
         ends = list(range(n))
