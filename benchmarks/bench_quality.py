@@ -58,15 +58,20 @@ def _regret(value: float) -> str:
 
 
 def flag_lines(task: Task, runs: list) -> list[str]:
-    """What ``RangeTestResult.quality()`` said on each seed's range test, and whether its
-    interval covered each budget's grid-best LR for that seed."""
-    lines = ["| seed | flags | default LR | interval | covers grid-best (short, long) |"]
-    lines.append("|---:|---|---:|---|---|")
+    """What ``RangeTestResult.quality()`` said on each seed's range test, that seed's own
+    grid-best LR per budget (so a seed spread of the default can be told apart from a spread
+    of the best LR itself), and whether the interval covered it."""
+    lines = [
+        "| seed | flags | default LR | interval | grid-best LR (short, long) "
+        "| covers grid-best (short, long) |"
+    ]
+    lines.append("|---:|---|---:|---|---|---|")
     for run in runs:
         quality = run.result.quality()
-        cover = []
+        cover, bests = [], []
         for budget in task.budgets:
             best = float(task.grid[int(np.argmin(run.grid_scores[budget]))])
+            bests.append(f"{best:.3g}")
             inside = quality.interval is not None and (
                 quality.interval[0] <= best <= quality.interval[1]
             )
@@ -76,7 +81,7 @@ def flag_lines(task: Task, runs: list) -> list[str]:
         )
         lines.append(
             f"| {run.seed} | {', '.join(quality.flags) or 'none'} | {_fmt(quality.lr, '.3g')} | "
-            f"{interval} | {', '.join(cover)} |"
+            f"{interval} | {', '.join(bests)} | {', '.join(cover)} |"
         )
     return lines
 
