@@ -12,7 +12,8 @@ lrscope under this interpreter, the peers under ``.venv-bench`` (create it with
 "not installed"). In each process: one warm-up call, then ``REPEATS`` timed calls, each
 paired with a bare PyTorch loop of the same number of steps (interleaved, so load on a shared
 machine hits both alike; which of the pair runs first alternates, and a ``gc.collect()``
-precedes every timed region, so neither pays for the other's garbage). A finder's timed call
+precedes every timed region, so neither pays for the other's garbage). Every call starts
+from the same weights and batch order. A finder's timed call
 includes its default suggestion (lrscope: ``result.suggest()``); lrscope's second rule in the
 table (valley) is computed outside the timing, since no peer computes an extra rule. One torch
 thread per process. The table gives medians.
@@ -130,6 +131,9 @@ def main() -> None:
             "before and after "
             "it; gc.collect() before every timed region); ratio = median over the repeats of "
             "(finder call / its paired bare loop) (target for lrscope: <= 1.05x)",
+            "- every timed call starts from the same weights and the same batch order (the "
+            "loader's generator and the global RNGs are put back before it; the torch loaders "
+            "then yield the bare loop's batches; fastai shuffles with its own loader)",
             "- timed finder call: the range test and the finder's default suggestion (lrscope: "
             "find_lr + result.suggest(); the valley column is computed untimed)",
             "- lrscope-adapter: the PyTorch adapter alone, built per call as find_lr builds it "

@@ -78,27 +78,34 @@ def measure(name: str) -> dict[str, float]:
         return tasks.plain_steps(task, net, opt, data, ramp)
 
     rows: dict[str, list[float]] = {key: [] for key in ("find", "bare", *PARTS)}
+    # The loader shuffles with its own generator, which the bare loop advances and find_lr
+    # puts back: reset before every run, both train on the same batches every time (without
+    # this the bare loops trained on other batch orders, whose high-LR steps took up to 8%
+    # longer on the CNN than find_lr's).
+    batch_order = data.generator.get_state()
+    same = True
     try:
-        # Warm-up, and the check that both run the same operations: the same losses.
-        net.load_state_dict(weights)
-        opt.state.clear()
-        found = find()
-        same = found == bare()
-        for _ in range(REPEATS):
+        for repeat in range(REPEATS + 1):  # the first pair is the warm-up
             order = [("find", find), ("bare", bare)]
             random.shuffle(order)
+            losses = {}
             for key, fn in order:
                 net.load_state_dict(weights)
                 opt.state.clear()
+                data.generator.set_state(batch_order)
                 for part in PARTS:
                     spent[part] = 0.0
                 gc.collect()
                 began = time.perf_counter()
-                fn()
+                losses[key] = fn()
+                if repeat == 0:
+                    continue
                 rows[key].append(time.perf_counter() - began)
                 if key == "find":
                     for part in PARTS:
                         rows[part].append(spent[part])
+            # Both ran the same operations: bitwise the same losses, on every pair.
+            same = same and losses["find"] == losses["bare"]
     finally:
         for part, fn in originals.items():
             setattr(TorchTrainer, part, fn)
@@ -145,10 +152,10 @@ def main() -> None:
             "find_lr + suggest - run - snapshot - restore - suggest",
             "- each part is timed inside the real loop, where it costs several times what it "
             "costs alone",
-            "- a negative run() beyond the bare steps: the finder's steps took less time than "
-            "the paired loop's, which runs the same operations at the same LRs (same losses: "
-            "the warm-up's losses of both, compared bit for bit); differences of a few percent "
-            "are this shared machine's noise",
+            "- both runs of a pair start from the same weights, optimizer state and batch order "
+            "(the loader's generator is reset before each), so they run the same operations: "
+            "same losses = every pair's losses equal bit for bit; a negative run() beyond the "
+            "bare steps is this shared machine's noise",
             "",
             *lines,
             "",

@@ -5,7 +5,8 @@
 FINDER is lrscope, torch-lr-finder, fastai or lightning; TASK a key of tasks.TASKS. The
 script runs one warm-up, then REPEATS timed finder calls, each followed by a bare PyTorch loop
 of the same number of steps (interleaved, so load on a shared machine hits both alike). Each
-call starts from the same freshly built model, optimizer and loader. It also records whether
+call starts from the same weights and the same batch order (the RNG states the loader's
+shuffling draws from are put back before it). It also records whether
 the finder left the weights and torch's global RNG as they were (using each tool the way its
 documentation says: torch-lr-finder needs ``reset()``, the others restore on their own).
 """
@@ -19,6 +20,7 @@ import io
 import json
 import logging
 import os
+import random
 import resource
 import sys
 import tempfile
@@ -58,7 +60,7 @@ def run_lrscope(task: tasks.Task, seed: int) -> dict[str, Any]:
         # Not timed: a second rule for the table, which no peer computes.
         return {"valley": results[-1].suggest("valley").lr}
 
-    return {"net": net, "call": call, "extra": extra}
+    return {"net": net, "data": data, "call": call, "extra": extra}
 
 
 def run_lrscope_adapter(task: tasks.Task, seed: int) -> dict[str, Any]:
@@ -87,7 +89,7 @@ def run_lrscope_adapter(task: tasks.Task, seed: int) -> dict[str, Any]:
             trainer.close()
         return task.steps, {}
 
-    return {"net": net, "call": call}
+    return {"net": net, "data": data, "call": call}
 
 
 def run_torch_lr_finder(task: tasks.Task, seed: int) -> dict[str, Any]:
@@ -117,7 +119,7 @@ def run_torch_lr_finder(task: tasks.Task, seed: int) -> dict[str, Any]:
         plt.close(fig)
         return n, {"steepest (its default)": None if lr is None else float(lr)}
 
-    return {"net": net, "call": call}
+    return {"net": net, "data": data, "call": call}
 
 
 def run_fastai(task: tasks.Task, seed: int) -> dict[str, Any]:
@@ -148,7 +150,7 @@ def run_fastai(task: tasks.Task, seed: int) -> dict[str, Any]:
             )
         return len(learn.recorder.lrs), {"valley (its default)": float(found.valley)}
 
-    return {"net": net, "call": call}
+    return {"net": net, "data": None, "call": call}
 
 
 def run_lightning(task: tasks.Task, seed: int) -> dict[str, Any]:
@@ -189,7 +191,7 @@ def run_lightning(task: tasks.Task, seed: int) -> dict[str, Any]:
         n = len(finder.results["lr"]) if finder is not None else 0
         return n, {"steepest (its default)": None if lr is None else float(lr)}
 
-    return {"net": net, "call": call}
+    return {"net": net, "data": data, "call": call}
 
 
 FINDERS = {
@@ -209,6 +211,12 @@ def main() -> None:
     net, call = setup["net"], setup["call"]
     weights = copy.deepcopy(net.state_dict())
     rng = torch.get_rng_state()
+    # The states the batch order comes from: the loader's own generator (torch DataLoaders
+    # here) and the global RNGs (fastai's loader shuffles with Python's). Put back before every
+    # timed call, so each call trains on the same batches (for the torch loaders, those of the
+    # bare loop, whose fresh loader has the same seed): the same arithmetic on every repeat.
+    loader_gen = getattr(setup["data"], "generator", None)
+    batch_order = (rng, random.getstate(), None if loader_gen is None else loader_gen.get_state())
     n, suggestions = call()  # warm-up (and the restore check)
     suggestions.update(setup.get("extra", dict)())
     weights_restored = all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
@@ -223,6 +231,11 @@ def main() -> None:
         # steps as the finder call; one run ahead that guessed the count wrong (a finder that
         # stopped at another step this time) is run again after the call.
         bare_first = (steps, tasks.bare_loop(task, steps)) if repeat % 2 else None
+        # ... and the same batch order (after the bare loop, which seeds torch's RNG)
+        torch.set_rng_state(batch_order[0])
+        random.setstate(batch_order[1])
+        if loader_gen is not None:
+            loader_gen.set_state(batch_order[2])
         gc.collect()  # each timed region starts with no garbage of the previous one
         began = time.perf_counter()
         steps, _ = call()
