@@ -30,7 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 from machine import cpu_model  # benchmarks/machine.py
-from quality.harness import RANGE_TEST, Row, run_task
+from quality.harness import (
+    NEAR_FACTORS,
+    RANGE_TEST,
+    VERIFY_SPAN,
+    Row,
+    best_vs_default,
+    coverage_counts,
+    run_task,
+)
 from quality.keras_tasks import BACKEND_OF, KERAS_SEEDS, KERAS_TASKS, run_backend
 from quality.packages import PackageRuns
 from quality.tasks import TASKS, Task, log_grid
@@ -192,7 +200,27 @@ def markdown(
             f"{mean_ok}/{total} |"
         )
     lines.append("")
+    lines += coverage_lines(tasks, runs)
     return "\n".join(lines)
+
+
+def coverage_lines(tasks: list[Task], runs: dict) -> list[str]:
+    """Where each seed's own grid-best LR lay around the default suggestion, over every task,
+    budget and seed: how far the default can be trusted, and how often verify's candidates
+    bracket the best."""
+    counts = coverage_counts([case for t in tasks for case in best_vs_default(t, runs[t.name])])
+    total = counts["total"]
+    near = ", ".join(f"within x{f:g} of it: {counts[f'x{f:g}']}/{total}" for f in NEAR_FACTORS)
+    return [
+        "## Where each seed's grid-best LR lies around the default",
+        "",
+        f"Over every task, budget and seed ({total}): inside the default's `quality()` interval: "
+        f"{counts['interval']}/{total}; {near}; inside verify's default candidates "
+        f"(x{VERIFY_SPAN[0]:g}..x{VERIFY_SPAN[1]:g} the default): "
+        f"{counts['verify_span']}/{total}. Each seed's grid-best is picked on its own noisy "
+        "test scores, so part of the distance is that noise.",
+        "",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,3 +46,21 @@ def test_per_seed_and_mean_score_regret_by_hand():
     runs[1] = seed_run(1, [3.0, 2.0], 0.5, val=[5.0, 4.0])
     rule = next(r for r in rows_for(task, runs, ["rule"]) if r.rule == "rule")
     assert rule.regrets[1] == np.inf and rule.mean_regret == np.inf
+
+
+def test_where_the_grid_best_lies_around_the_default_by_hand():
+    from quality.harness import best_vs_default, coverage_counts
+
+    task = Task("toy", "toy", make=None, grid=np.array([0.01, 0.1, 1.0]), budgets=(10, 20))
+    quality = SimpleNamespace(lr=0.3, interval=(0.2, 0.5))
+    run = SimpleNamespace(
+        result=SimpleNamespace(quality=lambda: quality),
+        # budget 10: best at 0.1 (3x below the default); budget 20: best at 1.0 (3.3x above)
+        grid_scores={10: np.array([2.0, 1.0, 3.0]), 20: np.array([3.0, 2.0, 1.0])},
+    )
+    cases = best_vs_default(task, [run])
+    assert cases == [(0.3, (0.2, 0.5), 0.1), (0.3, (0.2, 0.5), 1.0)]
+    counts = coverage_counts([*cases, (None, None, 0.1)])  # a seed with no default counts nowhere
+    # 0.1 is outside the interval, not within x2 (0.15..0.6), within x3 (0.1..0.9) and inside
+    # verify's span (0.03..0.9); 1.0 is beyond all of them.
+    assert counts == {"total": 3, "interval": 0, "verify_span": 1, "x2": 0, "x3": 1}

@@ -57,6 +57,11 @@ def test_smoke_benchmark_writes_a_table_with_every_rule(tmp_path):
         assert cells[6] == "diverged" or float(cells[6]) > 0
         within, total = (int(v) for v in cells[7].split("/"))
         assert 0 <= within <= total
+    # Where each seed's grid-best lies around the default: counts out of every seed-budget.
+    coverage = text.split("## Where each seed's grid-best LR lies around the default", 1)[1]
+    counts = [tuple(map(int, m)) for m in re.findall(r"(\d+)/(\d+)", coverage)]
+    assert len(counts) == 4 and len({total for _, total in counts}) == 1
+    assert all(0 <= n <= total for n, total in counts)
     # Every task table has one line per rule per budget.
     for task in ("linreg", "digits_mlp"):
         section = text.split(f"## {task}:", 1)[1].split("\n## ", 1)[0]

@@ -192,6 +192,41 @@ def grid_by_validation(task: Task, run: SeedRun, budget: int) -> float | None:
     return float(task.grid[int(np.argmin(vals))])
 
 
+#: Where each seed's own grid-best LR lies around the default suggestion: the interval of
+#: ``quality()``, a factor of the default either way, and verify's default candidates' span.
+NEAR_FACTORS = (2.0, 3.0)
+VERIFY_SPAN = (0.1, 3.0)
+
+
+def best_vs_default(task: Task, runs: list) -> list[tuple[float | None, tuple | None, float]]:
+    """Per seed and budget: (default LR, quality() interval, that seed's grid-best LR)."""
+    out = []
+    for run in runs:
+        quality = run.result.quality()
+        for budget in task.budgets:
+            best = float(task.grid[int(np.argmin(run.grid_scores[budget]))])
+            out.append((quality.lr, quality.interval, best))
+    return out
+
+
+def coverage_counts(cases: list[tuple[float | None, tuple | None, float]]) -> dict[str, int]:
+    """How many grid-best LRs lie inside the interval, within each of :data:`NEAR_FACTORS`
+    of the default, and inside :data:`VERIFY_SPAN` times the default (no default: none)."""
+    counts = {"total": len(cases), "interval": 0, "verify_span": 0}
+    counts.update({f"x{factor:g}": 0 for factor in NEAR_FACTORS})
+    for default, interval, best in cases:
+        if default is None:
+            continue
+        if interval is not None and interval[0] <= best <= interval[1]:
+            counts["interval"] += 1
+        for factor in NEAR_FACTORS:
+            if default / factor <= best <= default * factor:
+                counts[f"x{factor:g}"] += 1
+        if default * VERIFY_SPAN[0] <= best <= default * VERIFY_SPAN[1]:
+            counts["verify_span"] += 1
+    return counts
+
+
 def rows_for(task: Task, runs: list[SeedRun], rules: list[str]) -> list[Row]:
     rows = []
     for budget in task.budgets:
