@@ -76,6 +76,48 @@ def test_disagreeing_rules_are_flagged_with_their_spread():
     assert any("decades" in text for text in warnings_text(result_from(lrs, early)))
 
 
+def breakdown(after, n=100, seed=0):
+    """Chance level (2.3) until 0.05, a fall to 1.3 by 0.3, then ``after(k)`` for the k-th
+    step past the lowest point (loss vs log10 LR, as on the quality benchmark's CNN)."""
+    lrs = lr_ramp(1e-7, 10.0, n)
+    rng = np.random.default_rng(seed)
+    loss = 2.3 + 0.01 * rng.standard_normal(n)
+    falling = (lrs > 0.05) & (lrs <= 0.3)
+    loss[falling] = np.linspace(2.2, 1.3, falling.sum())
+    lowest = int(np.flatnonzero(falling)[-1])
+    for k, i in enumerate(range(lowest + 1, n)):
+        loss[i] = after(k)
+    return lrs, loss
+
+
+def back_to_chance_with_spikes(k):
+    return 2.4 + (6.0 if k % 5 == 1 else 0.0)
+
+
+def test_a_loss_that_goes_back_to_its_start_instead_of_blowing_up_broke_down():
+    quality = assess(result_from(*breakdown(back_to_chance_with_spikes)))
+    assert "broke_down" in quality.flags and not quality.ok
+    assert "never_diverged" not in quality.flags
+    result = result_from(*breakdown(back_to_chance_with_spikes))
+    assert any("lrscope.verify" in text and "broke down" in text for text in warnings_text(result))
+    # The same fall followed by a blow-up (the loss keeps rising) is a divergence.
+    blown = assess(result_from(*breakdown(lambda k: 1.3 * 1.5**k)))
+    assert "broke_down" not in blown.flags and blown.ok
+
+
+def test_broke_down_needs_a_finite_curve_and_a_median_window_past_the_lowest_point():
+    lrs, loss = breakdown(back_to_chance_with_spikes)
+    lowest = int(np.argmin(loss))
+    # Stopped on a non-finite loss: it did blow up, whatever came before.
+    nan_end = loss.copy()
+    nan_end[lowest + 12] = np.nan
+    stopped = assess(result_from(lrs[: lowest + 13], nan_end[: lowest + 13], "non_finite"))
+    assert "broke_down" not in stopped.flags
+    # Two steps past the lowest point: too few to tell a breakdown from a divergence.
+    short = assess(result_from(lrs[: lowest + 3], loss[: lowest + 3], "diverged"))
+    assert "broke_down" not in short.flags
+
+
 def test_an_interrupted_test_is_flagged():
     lrs, loss = bowl()
     assert "interrupted" in assess(result_from(lrs, loss, "interrupted")).flags

@@ -10,6 +10,15 @@ wrong with that reading and names it:
 - ``never_diverged``: the loss had not risen clearly above its lowest point by the end of the
   test: the stability edge lies beyond ``end_lr``, so edge-based rules read the end of the
   range, not the edge. Raise ``end_lr``.
+- ``broke_down``: after its lowest point the loss went back to about where it started
+  instead of blowing up: its running median never rose more than :data:`BREAKDOWN_FALLS`
+  times its fall above its starting level, over at least one median window, without a
+  non-finite loss. Training broke down (dead units, a collapse to one prediction, spikes on
+  a plateau) rather than diverged, so the edge the rules read is blurred. On the quality
+  benchmark it fires on every seed of the digits CNN (SGD momentum), where the default read
+  up to 4.4x below a seed's grid-best LR at 100 steps (7.7x at 400), and on one seed of the
+  Keras MLP, where it was within 1.7x: a reason to check with ``lrscope.verify``, not a
+  verdict (docs/quality.md).
 - ``too_noisy``: the step-to-step scatter of the loss around its running median is more
   than a quarter of the total fall: the position of the minimum is uncertain.
 - ``suggestions_disagree``: the rules (``edge``, ``min_div10``, ``steepest``) span more than
@@ -51,11 +60,16 @@ DISAGREE_DECADES = 1.0
 NOISY_RATIO = 0.25
 #: The loss must end this share of its fall above its lowest point to count as diverged.
 ROSE_SHARE = 0.1
+#: ``broke_down``: the running median after the lowest point stayed below the starting level
+#: plus this many falls (measured on the quality benchmark's torch and NumPy tasks: at most
+#: 1.0 on the CNN, at least 9.9 on every curve that blew up).
+BREAKDOWN_FALLS = 2.0
 
 FLAGS = (
     "too_few_points",
     "never_fell",
     "never_diverged",
+    "broke_down",
     "too_noisy",
     "suggestions_disagree",
     "interrupted",
@@ -129,6 +143,12 @@ def assess(result: Any) -> Quality:
             stopped = result.stop_reason in ("diverged", "non_finite")
             if not stopped and rise < ROSE_SHARE * fall:
                 flags.append("never_diverged")
+            elif (
+                result.stop_reason != "non_finite"
+                and centred.size - lowest > 2 * half
+                and float(np.max(centred[lowest:])) < centred[0] + BREAKDOWN_FALLS * fall
+            ):
+                flags.append("broke_down")
             residual = raw - centred
             scatter = 1.4826 * float(np.median(np.abs(residual[: lowest + 1])))
             noise_ratio = scatter / fall
@@ -188,6 +208,12 @@ _WORDS = {
     "never_diverged": (
         "The loss had not started to rise by end_lr: the best LR may lie above the tested "
         "range. Raise end_lr and run the test again."
+    ),
+    "broke_down": (
+        "After its lowest point the loss went back to about its starting level instead of "
+        "blowing up: training broke down rather than diverged, which blurs the edge the "
+        "suggestion is read from (it can be several times too low). Check it with "
+        "lrscope.verify at your step budget."
     ),
     "too_noisy": (
         "The loss is noisy (scatter {noise:.0%} of its fall): the suggestion is uncertain. "
