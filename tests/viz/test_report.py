@@ -7,6 +7,7 @@ plot drawn by plotly (SVG, and a WebGL canvas for the 3D scenes), and a non-blan
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import io
 import os
@@ -374,3 +375,26 @@ def test_write_the_docs_screenshot(chromium, tmp_path):
     out.parent.mkdir(parents=True, exist_ok=True)
     image.quantize(colors=128).save(out, optimize=True)
     assert out.stat().st_size < 300_000 and _variance(out.read_bytes()) > 50.0
+
+
+def test_the_range_test_section_says_how_far_to_trust_the_suggestion(range_result):
+    from lrscope.core.confidence import warnings_text
+
+    # The lesson's default range test raises no flag (tests/core/test_confidence.py).
+    clean = range_test(linreg_trainer(make_data()), steps=100)
+    quality = clean.quality()
+    text = report.to_html(clean)
+    low, high = quality.interval
+    assert f"Reading uncertainty of this curve: {low:.3g} .. {high:.3g}" in text
+    assert quality.ok and "No quality flag was raised on this curve." in text
+    assert "class='warn'" not in text
+    # A range that ends before the edge, and the fixture's: each warning, in the CLI's
+    # words, in a warning box.
+    short = range_test(linreg_trainer(make_data()), start_lr=1e-4, end_lr=0.01, steps=100)
+    assert "never_diverged" in short.quality().flags
+    for result in (short, range_result):
+        words = warnings_text(result)
+        page = report.to_html(result)
+        assert words and "No quality flag was raised" not in page
+        for line in words:
+            assert f"<p class='warn'><b>Warning:</b> {html.escape(line, quote=True)}</p>" in page

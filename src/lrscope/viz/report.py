@@ -71,6 +71,7 @@ th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 @media(max-width:900px){.grid2{grid-template-columns:1fr}}
 .lead{font-size:1.05rem}.muted{color:#666;font-size:.85rem}
 .pick{background:#eef8ee}
+.warn{background:#fff6e5;border-left:4px solid #e69500;padding:.4rem .8rem;margin:.4rem 0}
 """
 
 
@@ -345,6 +346,27 @@ def _run_rows(result: RangeTestResult) -> list[list[object]]:
     return rows
 
 
+def _quality_html(result: RangeTestResult) -> str:
+    """How far to trust the suggestion: ``quality()``'s interval, and its flags as the same
+    plain-words warnings the CLI prints (or a line saying none was raised)."""
+    from lrscope.core.confidence import warnings_text
+
+    quality = result.quality()
+    parts = []
+    if quality.interval is not None:
+        low, high = quality.interval
+        parts.append(
+            f"<p class='muted'>Reading uncertainty of this curve: {low:.3g} .. {high:.3g} "
+            "(<code>result.quality().interval</code>). Check the LR for your step budget "
+            "with <code>lrscope.verify</code>.</p>"
+        )
+    warnings = warnings_text(result)
+    parts += [f"<p class='warn'><b>Warning:</b> {_esc(text)}</p>" for text in warnings]
+    if not warnings:
+        parts.append("<p class='muted'>No quality flag was raised on this curve.</p>")
+    return "".join(parts)
+
+
 def _range_test_section(page: _Page, result: RangeTestResult, heading: str) -> None:
     from lrscope.core.rules import DEFAULT_RULE
 
@@ -361,6 +383,7 @@ def _range_test_section(page: _Page, result: RangeTestResult, heading: str) -> N
     meta_rows = [[k, v] for k, v in result.metadata.items()]
     page.add(
         f"<section class='range-test'><h2>{_esc(heading)}</h2>{lead}"
+        + _quality_html(result)
         + page.figure(range_test_figure(result))
         + "<p class='muted'>Hover a circle for the rule's reason; drag to zoom, double-click to "
         "see the whole curve (the view is framed on the fall to the minimum).</p>"
