@@ -397,4 +397,6 @@ def test_the_range_test_section_says_how_far_to_trust_the_suggestion(range_resul
         page = report.to_html(result)
         assert words and "No quality flag was raised" not in page
         for line in words:
-            assert f"<p class='warn'><b>Warning:</b> {html.escape(line, quote=True)}</p>" in page
+            box = f"<p class='warn'><b>Warning:</b> {html.escape(line, quote=True)}</p>"
+            assert box in page
+            assert box in result._repr_html_()  # the notebook display says it too

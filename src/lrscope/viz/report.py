@@ -1123,7 +1123,7 @@ def repr_html(result: object, height: int = 360) -> str:
         table = _table(
             ["rule", "suggested lr", "why"],
             [[n, s.lr, s.reason] for n, s in rt.suggestions().items()],
-        )
+        ) + _quality_html(rt)
     lib = ""
     if not _NOTEBOOK_PLOTLYJS_SENT:
         lib = f"<script>if(!window.Plotly){{{_plotly_js()}}}</script>"
