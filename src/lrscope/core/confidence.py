@@ -229,7 +229,11 @@ _WORDS = {
 
 def warnings_text(result: Any) -> list[str]:
     """One plain-words warning per quality flag (empty when the curve looks trustworthy)."""
-    quality = assess(result)
+    return _quality_words(assess(result))
+
+
+def _quality_words(quality: Quality) -> list[str]:
+    """:func:`warnings_text` for a :class:`Quality` already measured."""
     values = {
         "points": quality.points,
         "noise": quality.noise_ratio or 0.0,

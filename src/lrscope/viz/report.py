@@ -349,7 +349,7 @@ def _run_rows(result: RangeTestResult) -> list[list[object]]:
 def _quality_html(result: RangeTestResult) -> str:
     """How far to trust the suggestion: ``quality()``'s interval, and its flags as the same
     plain-words warnings the CLI prints (or a line saying none was raised)."""
-    from lrscope.core.confidence import warnings_text
+    from lrscope.core.confidence import _quality_words
 
     quality = result.quality()
     parts = []
@@ -360,7 +360,7 @@ def _quality_html(result: RangeTestResult) -> str:
             "(<code>result.quality().interval</code>). Check the LR for your step budget "
             "with <code>lrscope.verify</code>.</p>"
         )
-    warnings = warnings_text(result)
+    warnings = _quality_words(quality)
     parts += [f"<p class='warn'><b>Warning:</b> {_esc(text)}</p>" for text in warnings]
     if not warnings:
         parts.append("<p class='muted'>No quality flag was raised on this curve.</p>")
