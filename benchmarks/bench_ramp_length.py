@@ -1,0 +1,225 @@
+"""Range-test length vs suggestion quality: would a slower ramp give a steadier default?
+
+The quality benchmark (bench_quality.py) found the default suggestion's worst cases on the
+digits CNN, whose 100-step range test reads an edge that moves with the seed by up to an order
+of magnitude, while a 400-step test over the same range reads it within ~0.1 decades but about
+2x low. This benchmark measures that trade-off directly: for each task of the quality suite,
+each seed, each range-test length (``LENGTHS`` steps over lrscope's default range), each rule
+and each multiplier (``FACTORS``), it trains at ``rule's LR x factor`` for the task's two
+budgets and scores it against the seed's grid search, as bench_quality.py does.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_ramp_length.py           # 4 tasks x 5 seeds
+    .venv/bin/python benchmarks/bench_ramp_length.py --smoke   # the lesson, 2 seeds (seconds)
+
+Writes ``benchmarks/results/ramp_length.md`` (or ``--out``) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from machine import cpu_model  # benchmarks/machine.py
+from quality.harness import RANGE_TEST, Runner
+from quality.tasks import TASKS, Task
+
+import lrscope
+from lrscope.core.rules import DEFAULT_RULE
+
+LENGTHS = (100, 200, 400)
+RULES = ("blend", "edge", "min_div10")
+FACTORS = (1.0, 1.5, 2.0, 3.0)
+DEFAULT_VARIANT = f"{RANGE_TEST['steps']} steps, {DEFAULT_RULE} x1"
+
+
+def variant(steps: int, rule: str, factor: float) -> str:
+    return f"{steps} steps, {rule} x{factor:g}"
+
+
+def measure_seed(task: Task, seed: int) -> dict:
+    """Grid scores and every variant's LR and scores for one seed: ``{"grid": {budget:
+    scores per grid LR}, "lr": {variant: LR or None}, "score": {variant: {budget: score}}}``."""
+    runner = Runner(task, seed)
+    grid = {b: np.array([runner.scores(float(lr))[b] for lr in task.grid]) for b in task.budgets}
+    options = {**RANGE_TEST, **task.range_test}
+    lrs: dict[str, float | None] = {}
+    for steps in LENGTHS:
+        result = lrscope.range_test(runner.trainer, **{**options, "steps": steps})  # type: ignore[arg-type]
+        for rule in RULES:
+            lr = result.suggest(rule).lr
+            for factor in FACTORS:
+                lrs[variant(steps, rule, factor)] = None if lr is None else lr * factor
+    scores = {
+        name: runner.scores(lr) if lr is not None else dict.fromkeys(task.budgets, math.inf)
+        for name, lr in lrs.items()
+    }
+    return {"grid": grid, "lr": lrs, "score": scores, "steps": runner.steps_run}
+
+
+def summarize(task: Task, seeds: list[dict]) -> dict[str, dict]:
+    """Per variant: worst per-seed regret and mean-score regret per budget, the seed spread
+    (decades) and the median LR / grid-best LR of the mean scores, per budget."""
+    out: dict[str, dict] = {}
+    for name in seeds[0]["lr"]:
+        lrs = [s["lr"][name] for s in seeds]
+        answered = [lr for lr in lrs if lr is not None]
+        spread = float(np.ptp(np.log10(answered))) if len(answered) == len(lrs) else math.inf
+        per_budget = {}
+        for b in task.budgets:
+            table = np.array([s["grid"][b] for s in seeds])
+            mean_scores = table.mean(axis=0)
+            best_mean = float(np.min(mean_scores))
+            got = np.array([s["score"][name][b] for s in seeds])
+            with np.errstate(invalid="ignore"):
+                worst = float(np.max(got / table.min(axis=1)))
+                mean = float(np.mean(got) / best_mean)
+            best_lr = float(task.grid[int(np.argmin(mean_scores))])
+            median = float(np.exp(np.median(np.log(answered)))) if answered else math.nan
+            per_budget[b] = {
+                "worst": worst,
+                "mean": mean,
+                "log_ratio": math.log10(median / best_lr),
+            }
+        out[name] = {"spread": spread, "budgets": per_budget}
+    return out
+
+
+def _num(value: float) -> str:
+    if not math.isfinite(value):
+        return "diverged"
+    return f"{value:.2f}" if value < 1000 else f"{value:.1e}"
+
+
+def markdown(tasks: list[Task], summaries: dict[str, dict], command: str, info: dict) -> str:
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    names = list(next(iter(summaries.values())))
+    overall = []
+    for name in names:
+        cells = [summaries[t.name][name] for t in tasks]
+        worst = max(
+            c["budgets"][b]["worst"] for c, t in zip(cells, tasks, strict=True) for b in t.budgets
+        )
+        means = [
+            c["budgets"][b]["mean"] for c, t in zip(cells, tasks, strict=True) for b in t.budgets
+        ]
+        within = [
+            abs(c["budgets"][b]["log_ratio"]) <= math.log10(2)
+            for c, t in zip(cells, tasks, strict=True)
+            for b in t.budgets
+        ]
+        spread = max(c["spread"] for c in cells)
+        overall.append(
+            (
+                max(means),
+                worst,
+                name,
+                sum(m <= 1.10 for m in means),
+                len(means),
+                sum(within),
+                spread,
+            )
+        )
+    overall.sort(key=lambda row: (row[0], row[1]))
+    lengths = ", ".join(map(str, LENGTHS))
+    lines = [
+        "# Range-test length vs suggestion quality",
+        "",
+        f"- date: {now}",
+        f"- machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, "
+        "torch threads 1",
+        f"- command: `{command}`",
+        f"- seeds: {info['seeds']} per task; range tests: lrscope's default range "
+        f"({RANGE_TEST['start_lr']:g}..{RANGE_TEST['end_lr']:g}) over {lengths} steps "
+        "from the same start; a variant = range-test length, rule, and a multiplier on "
+        "the rule's LR; scored like bench_quality.py (held-out loss after each budget at that "
+        "LR; per-seed regret against that seed's grid-best, mean-score regret against the best "
+        "fixed grid LR)",
+        f"- wall time: {info['seconds']:.0f} s, {info['steps']} training steps",
+        "",
+        "## Every variant, best worst mean-score regret first",
+        "",
+        "| variant | worst mean-score regret | worst per-seed regret | task-budgets with "
+        "mean-score regret <= 1.10 | median within x2 of grid-best | max seed spread (decades) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for mean, worst, name, ok, total, within, spread in overall:
+        label = f"**{name}** (the default)" if name == DEFAULT_VARIANT else name
+        lines.append(
+            f"| {label} | {_num(mean)} | {_num(worst)} | {ok}/{total} | {within}/{total} | "
+            f"{_num(spread)} |"
+        )
+    shown = [row[2] for row in overall[:5]]
+    if DEFAULT_VARIANT in names and DEFAULT_VARIANT not in shown:
+        shown.append(DEFAULT_VARIANT)
+    lines += [
+        "",
+        "## Per task and budget, for the five best variants and the default",
+        "",
+        "Each cell: mean-score regret / worst per-seed regret / log10(median LR / grid-best LR); "
+        "the last column per task is the seed spread in decades.",
+        "",
+    ]
+    header = ["variant"]
+    for t in tasks:
+        header += [f"{t.name} @{b}" for b in t.budgets] + [f"{t.name} spread"]
+    lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for name in shown:
+        cells = [name]
+        for t in tasks:
+            s = summaries[t.name][name]
+            for b in t.budgets:
+                c = s["budgets"][b]
+                cells.append(f"{_num(c['mean'])} / {_num(c['worst'])} / {c['log_ratio']:+.2f}")
+            cells.append(_num(s["spread"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="the lesson only, 2 seeds")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per task (default 5)")
+    parser.add_argument("--tasks", default=None, help="comma-separated task names")
+    parser.add_argument(
+        "--out", default="benchmarks/results/ramp_length.md", help="markdown output"
+    )
+    args = parser.parse_args(argv)
+    seeds = args.seeds or (2 if args.smoke else 5)
+    names = args.tasks.split(",") if args.tasks else (["linreg"] if args.smoke else list(TASKS))
+    for name in names:
+        if name not in TASKS:
+            parser.error(f"unknown task {name!r}; choose from {sorted(TASKS)}")
+    tasks = [TASKS[name] for name in names]
+    began = time.perf_counter()
+    summaries, steps = {}, 0
+    for task in tasks:
+        runs = [measure_seed(task, seed) for seed in range(seeds)]
+        steps += sum(run["steps"] for run in runs)
+        summaries[task.name] = summarize(task, runs)
+        print(f"{task.name}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
+    command = ".venv/bin/python benchmarks/bench_ramp_length.py" + " ".join(
+        [""] + (argv if argv is not None else sys.argv[1:])
+    )
+    info = {"seeds": seeds, "seconds": time.perf_counter() - began, "steps": steps}
+    text = markdown(tasks, summaries, command, info)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
