@@ -17,6 +17,7 @@ from bench_ramp_length import (  # noqa: E402
     DEFAULT_VARIANT,
     FACTORS,
     LENGTHS,
+    LONG_DEFAULT,
     RULES,
     summarize,
     variant,
@@ -81,7 +82,10 @@ def test_smoke_run_writes_every_variant_once(tmp_path):
         float(r.split("|")[2]) if "diverged" not in r.split("|")[2] else math.inf for r in rows
     ]
     assert means == sorted(means)
-    # the per-task table: five best variants plus the default when it is not among them
+    # the per-task table: the five best variants, plus the default and the default rule on the
+    # longest test when they are not among them
     detail = text.split("## Per task and budget", 1)[1]
     lines = [ln for ln in detail.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
-    assert 5 <= len(lines) <= 6 and any(ln.startswith(f"| {DEFAULT_VARIANT} |") for ln in lines)
+    assert 5 <= len(lines) <= 7
+    for name in (DEFAULT_VARIANT, LONG_DEFAULT):
+        assert sum(ln.startswith(f"| {name} |") for ln in lines) == 1
