@@ -99,7 +99,8 @@ def test_a_loss_that_goes_back_to_its_start_instead_of_blowing_up_broke_down():
     assert "broke_down" in quality.flags and not quality.ok
     assert "never_diverged" not in quality.flags
     result = result_from(*breakdown(back_to_chance_with_spikes))
-    assert any("lrscope.verify" in text and "broke down" in text for text in warnings_text(result))
+    words = [text for text in warnings_text(result) if "broke down" in text]
+    assert len(words) == 1 and "lrscope.verify" in words[0] and "steps=400" in words[0]
     # The same fall followed by a blow-up (the loss keeps rising) is a divergence.
     blown = assess(result_from(*breakdown(lambda k: 1.3 * 1.5**k)))
     assert "broke_down" not in blown.flags and blown.ok

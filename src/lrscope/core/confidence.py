@@ -213,7 +213,8 @@ _WORDS = {
         "After its lowest point the loss went back to about its starting level instead of "
         "blowing up: training broke down rather than diverged, which blurs the edge the "
         "suggestion is read from (it can be several times too low). Check it with "
-        "lrscope.verify at your step budget."
+        "lrscope.verify at your step budget, or run a test with 4x the steps (e.g. steps=400 "
+        "instead of 100), whose reading is steadier on such curves."
     ),
     "too_noisy": (
         "The loss is noisy (scatter {noise:.0%} of its fall): the suggestion is uncertain. "
