@@ -1,12 +1,10 @@
 """The quality benchmark's smoke mode runs and writes a table with every rule in it."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import needs
+from conftest import needs, run_benchmark_smoke
 
 from lrscope.core.rules import DEFAULT_RULE, RULES
 
@@ -24,16 +22,7 @@ def rule_name(cell):
 
 
 def test_smoke_benchmark_writes_a_table_with_every_rule(tmp_path):
-    out = tmp_path / "quality.md"
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_quality.py", "--smoke", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    text = out.read_text()
+    text = run_benchmark_smoke("bench_quality.py", tmp_path / "quality.md")
     assert "- machine:" in text and "- command:" in text and "- date:" in text
     summary = text.split("## Summary per rule", 1)[1]
     rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]

@@ -2,13 +2,13 @@
 
 import math
 import re
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import run_benchmark_smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -54,16 +54,7 @@ def test_summarize_a_seed_without_an_answer_is_an_infinite_spread_and_regret():
 
 @pytest.mark.slow
 def test_smoke_run_writes_every_variant_once(tmp_path):
-    out = tmp_path / "ramp_length.md"
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_ramp_length.py", "--smoke", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    text = out.read_text()
+    text = run_benchmark_smoke("bench_ramp_length.py", tmp_path / "ramp_length.md")
     assert "- machine:" in text and "- command:" in text and "- date:" in text
     table = text.split("## Every variant", 1)[1].split("\n## ", 1)[0]
     rows = [ln for ln in table.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
