@@ -77,6 +77,7 @@ def summarize(task: Task, seeds: list[dict]) -> dict[str, dict]:
         lrs = [s["lr"][name] for s in seeds]
         answered = [lr for lr in lrs if lr is not None]
         spread = float(np.ptp(np.log10(answered))) if len(answered) == len(lrs) else math.inf
+        median = float(np.exp(np.median(np.log(answered)))) if answered else math.nan
         per_budget = {}
         for b in task.budgets:
             table = np.array([s["grid"][b] for s in seeds])
@@ -87,7 +88,6 @@ def summarize(task: Task, seeds: list[dict]) -> dict[str, dict]:
                 worst = float(np.max(got / table.min(axis=1)))
                 mean = float(np.mean(got) / best_mean)
             best_lr = float(task.grid[int(np.argmin(mean_scores))])
-            median = float(np.exp(np.median(np.log(answered)))) if answered else math.nan
             per_budget[b] = {
                 "worst": worst,
                 "mean": mean,
