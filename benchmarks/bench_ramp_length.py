@@ -13,6 +13,10 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_ramp_length.py           # 4 tasks x 5 seeds
     .venv/bin/python benchmarks/bench_ramp_length.py --smoke   # the lesson, 2 seeds (seconds)
 
+It then fits, for each test length and rule, the one multiplier that would have done best
+on these very seeds (scores interpolated on the grids), trains each seed at it and reports
+those as the ceiling of every rule of that form.
+
 Writes ``benchmarks/results/ramp_length.md`` (or ``--out``) and prints it.
 """
 
@@ -40,6 +44,9 @@ from lrscope.core.rules import DEFAULT_RULE
 LENGTHS = (100, 200, 400)
 RULES = ("blend", "edge", "min_div10")
 FACTORS = (1.0, 1.5, 2.0, 3.0)
+#: Multipliers tried when each rule's multiplier is fitted to this benchmark itself (the
+#: ceiling): 0.1 to 10, 20 per decade.
+FIT_FACTORS = tuple(float(10.0 ** (k / 20)) for k in range(-20, 21))
 DEFAULT_VARIANT = f"{RANGE_TEST['steps']} steps, {DEFAULT_RULE} x1"
 #: The default rule, unchanged, on the longest test: what a user gets from ``steps=400``.
 LONG_DEFAULT = f"{LENGTHS[-1]} steps, {DEFAULT_RULE} x1"
@@ -66,7 +73,83 @@ def measure_seed(task: Task, seed: int) -> dict:
         name: runner.scores(lr) if lr is not None else dict.fromkeys(task.budgets, math.inf)
         for name, lr in lrs.items()
     }
-    return {"grid": grid, "lr": lrs, "score": scores, "steps": runner.steps_run}
+    return {"grid": grid, "lr": lrs, "score": scores, "steps": runner.steps_run, "runner": runner}
+
+
+def interpolated_score(grid: np.ndarray, scores: np.ndarray, lr: float) -> float:
+    """A seed's score at ``lr`` read off its grid: log(score) interpolated linearly in log(LR)
+    between the two grid LRs around it; inf when either of them diverged (so an LR next to a
+    diverged grid point counts as diverged); the end point's score outside the grid."""
+    x = np.log10(grid)
+    at = math.log10(lr)
+    if at <= x[0]:
+        return float(scores[0])
+    if at >= x[-1]:
+        return float(scores[-1])
+    i = int(np.searchsorted(x, at, side="right")) - 1
+    low, high = float(scores[i]), float(scores[i + 1])
+    w = (at - x[i]) / (x[i + 1] - x[i])
+    if w == 0.0:  # on a grid point: its own score
+        return low
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return math.inf
+    return math.exp((1 - w) * math.log(low) + w * math.log(high))
+
+
+def fit_multiplier(
+    tasks: list[Task], runs: dict[str, list[dict]], steps: int, rule: str
+) -> tuple[float, float]:
+    """The multiplier from :data:`FIT_FACTORS` that gives ``rule`` on the ``steps``-step test
+    the lowest worst mean-score regret over every task and budget, with scores interpolated on
+    each seed's grid (:func:`interpolated_score`): ``(multiplier, that regret)``. The fit
+    sees the very seeds it is scored on, so its regret is a ceiling, not a forecast."""
+    base = variant(steps, rule, 1.0)
+    best = (math.nan, math.inf)
+    for factor in FIT_FACTORS:
+        worst = 0.0
+        for task in tasks:
+            seeds = runs[task.name]
+            for b in task.budgets:
+                table = np.array([s["grid"][b] for s in seeds])
+                got = [
+                    math.inf
+                    if s["lr"][base] is None
+                    else interpolated_score(task.grid, s["grid"][b], s["lr"][base] * factor)
+                    for s in seeds
+                ]
+                worst = max(worst, float(np.mean(got)) / float(np.min(table.mean(axis=0))))
+        if worst < best[1]:
+            best = (factor, worst)
+    return best
+
+
+def fitted_variant(steps: int, rule: str, factor: float) -> str:
+    return f"{steps} steps, {rule} x{factor:.3g} (fitted)"
+
+
+def add_fitted(tasks: list[Task], runs: dict[str, list[dict]]) -> dict[str, float]:
+    """Fit every rule's multiplier on every test length (:func:`fit_multiplier`), then train
+    each seed at the fitted LR for real and add it to the runs as a variant. Returns
+    ``{fitted variant name: its interpolated worst mean-score regret}``."""
+    fitted: dict[str, float] = {}
+    for steps in LENGTHS:
+        for rule in RULES:
+            factor, predicted = fit_multiplier(tasks, runs, steps, rule)
+            if not math.isfinite(factor):  # every multiplier diverged somewhere
+                factor = 1.0
+            name = fitted_variant(steps, rule, factor)
+            fitted[name] = predicted
+            base = variant(steps, rule, 1.0)
+            for task in tasks:
+                for run in runs[task.name]:
+                    lr = run["lr"][base]
+                    run["lr"][name] = None if lr is None else lr * factor
+                    run["score"][name] = (
+                        dict.fromkeys(task.budgets, math.inf)
+                        if lr is None
+                        else run["runner"].scores(lr * factor)
+                    )
+    return fitted
 
 
 def summarize(task: Task, seeds: list[dict]) -> dict[str, dict]:
@@ -103,9 +186,10 @@ def _num(value: float) -> str:
     return f"{value:.2f}" if value < 1000 else f"{value:.1e}"
 
 
-def markdown(tasks: list[Task], summaries: dict[str, dict], command: str, info: dict) -> str:
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    names = list(next(iter(summaries.values())))
+def rank(names: list[str], tasks: list[Task], summaries: dict[str, dict]) -> list[tuple]:
+    """One row per variant, best worst mean-score regret first: (worst mean-score regret,
+    worst per-seed regret, name, task-budgets with mean-score regret <= 1.10, task-budgets,
+    task-budgets with the median within x2 of the grid-best, max seed spread)."""
     overall = []
     for name in names:
         cells = [summaries[t.name][name] for t in tasks]
@@ -133,6 +217,20 @@ def markdown(tasks: list[Task], summaries: dict[str, dict], command: str, info: 
             )
         )
     overall.sort(key=lambda row: (row[0], row[1]))
+    return overall
+
+
+def markdown(
+    tasks: list[Task],
+    summaries: dict[str, dict],
+    command: str,
+    info: dict,
+    fitted: dict[str, float] | None = None,
+) -> str:
+    fitted = fitted or {}
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    names = [n for n in next(iter(summaries.values())) if n not in fitted]
+    overall = rank(names, tasks, summaries)
     lengths = ", ".join(map(str, LENGTHS))
     lines = [
         "# Range-test length vs suggestion quality",
@@ -187,6 +285,29 @@ def markdown(tasks: list[Task], summaries: dict[str, dict], command: str, info: 
                 cells.append(f"{_num(c['mean'])} / {_num(c['worst'])} / {c['log_ratio']:+.2f}")
             cells.append(_num(s["spread"]))
         lines.append("| " + " | ".join(cells) + " |")
+    if fitted:
+        lines += [
+            "",
+            "## Ceiling: each rule with its multiplier fitted to this benchmark",
+            "",
+            "For each test length and rule, the multiplier (0.1..10, 20 per decade) with the "
+            "lowest worst mean-score regret over every task and budget, chosen on scores "
+            "interpolated between each seed's grid points (log score vs log LR; next to a "
+            "diverged grid point counts as diverged), then trained for real at each seed's "
+            "fitted LR and scored like every variant. The fit sees the seeds it is scored on: "
+            "no rule of this form, with one multiplier per test length, does better on these "
+            "tasks, and on new tasks it would do worse.",
+            "",
+            "| fitted variant | worst mean-score regret (interpolated, at the fit) | worst "
+            "mean-score regret | worst per-seed regret | task-budgets with mean-score regret "
+            "<= 1.10 | median within x2 of grid-best | max seed spread (decades) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for mean, worst, name, ok, total, within, spread in rank(list(fitted), tasks, summaries):
+            lines.append(
+                f"| {name} | {_num(fitted[name])} | {_num(mean)} | {_num(worst)} | {ok}/{total} "
+                f"| {within}/{total} | {_num(spread)} |"
+            )
     lines.append("")
     return "\n".join(lines)
 
@@ -207,17 +328,19 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown task {name!r}; choose from {sorted(TASKS)}")
     tasks = [TASKS[name] for name in names]
     began = time.perf_counter()
-    summaries, steps = {}, 0
+    runs: dict[str, list[dict]] = {}
     for task in tasks:
-        runs = [measure_seed(task, seed) for seed in range(seeds)]
-        steps += sum(run["steps"] for run in runs)
-        summaries[task.name] = summarize(task, runs)
+        runs[task.name] = [measure_seed(task, seed) for seed in range(seeds)]
         print(f"{task.name}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
+    fitted = add_fitted(tasks, runs)
+    print(f"fitted multipliers: {time.perf_counter() - began:.0f} s", file=sys.stderr)
+    summaries = {task.name: summarize(task, runs[task.name]) for task in tasks}
+    steps = sum(run["runner"].steps_run for task_runs in runs.values() for run in task_runs)
     command = ".venv/bin/python benchmarks/bench_ramp_length.py" + " ".join(
         [""] + (argv if argv is not None else sys.argv[1:])
     )
     info = {"seeds": seeds, "seconds": time.perf_counter() - began, "steps": steps}
-    text = markdown(tasks, summaries, command, info)
+    text = markdown(tasks, summaries, command, info, fitted)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
