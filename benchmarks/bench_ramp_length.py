@@ -63,8 +63,11 @@ def measure_seed(task: Task, seed: int) -> dict:
     grid = {b: np.array([runner.scores(float(lr))[b] for lr in task.grid]) for b in task.budgets}
     options = {**RANGE_TEST, **task.range_test}
     lrs: dict[str, float | None] = {}
+    flags: tuple[str, ...] = ()
     for steps in LENGTHS:
         result = lrscope.range_test(runner.trainer, **{**options, "steps": steps})  # type: ignore[arg-type]
+        if steps == RANGE_TEST["steps"]:  # what quality() says of the default test
+            flags = tuple(result.quality().flags)
         for rule in RULES:
             lr = result.suggest(rule).lr
             for factor in FACTORS:
@@ -73,7 +76,14 @@ def measure_seed(task: Task, seed: int) -> dict:
         name: runner.scores(lr) if lr is not None else dict.fromkeys(task.budgets, math.inf)
         for name, lr in lrs.items()
     }
-    return {"grid": grid, "lr": lrs, "score": scores, "steps": runner.steps_run, "runner": runner}
+    return {
+        "grid": grid,
+        "lr": lrs,
+        "score": scores,
+        "flags": flags,
+        "steps": runner.steps_run,
+        "runner": runner,
+    }
 
 
 def interpolated_score(grid: np.ndarray, scores: np.ndarray, lr: float) -> float:
@@ -246,6 +256,8 @@ def markdown(
         "LR; per-seed regret against that seed's grid-best, mean-score regret against the best "
         "fixed grid LR)",
         f"- wall time: {info['seconds']:.0f} s, {info['steps']} training steps",
+        "- seeds whose default (100-step) test `quality()` flags `broke_down`: "
+        + ", ".join(f"{name} {n}/{info['seeds']}" for name, n in info["broke_down"].items()),
         "",
         "## Every variant, best worst mean-score regret first",
         "",
@@ -335,11 +347,19 @@ def main(argv: list[str] | None = None) -> int:
     fitted = add_fitted(tasks, runs)
     print(f"fitted multipliers: {time.perf_counter() - began:.0f} s", file=sys.stderr)
     summaries = {task.name: summarize(task, runs[task.name]) for task in tasks}
+    info_flags = {
+        task.name: sum("broke_down" in run["flags"] for run in runs[task.name]) for task in tasks
+    }
     steps = sum(run["runner"].steps_run for task_runs in runs.values() for run in task_runs)
     command = ".venv/bin/python benchmarks/bench_ramp_length.py" + " ".join(
         [""] + (argv if argv is not None else sys.argv[1:])
     )
-    info = {"seeds": seeds, "seconds": time.perf_counter() - began, "steps": steps}
+    info = {
+        "seeds": seeds,
+        "seconds": time.perf_counter() - began,
+        "steps": steps,
+        "broke_down": info_flags,
+    }
     text = markdown(tasks, summaries, command, info, fitted)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -93,6 +93,8 @@ def test_fit_multiplier_finds_the_factor_that_lands_on_each_seeds_best():
 def test_smoke_run_writes_every_variant_once(tmp_path):
     text = run_benchmark_smoke("bench_ramp_length.py", tmp_path / "ramp_length.md")
     assert "- machine:" in text and "- command:" in text and "- date:" in text
+    # the lesson's 100-step curve blows up (it never breaks down): 0 of its 2 seeds flagged
+    assert "flags `broke_down`: linreg 0/2" in text
     table = text.split("## Every variant", 1)[1].split("\n## ", 1)[0]
     rows = [ln for ln in table.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
     names = [re.sub(r"\*\*(.*)\*\* \(the default\)", r"\1", r.split("|")[1].strip()) for r in rows]
