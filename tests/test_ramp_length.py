@@ -133,3 +133,7 @@ def test_smoke_run_writes_every_variant_once(tmp_path):
         for cell in cells[1:4]:
             assert cell == "diverged" or float(cell) > 0
     assert found == {(s, r) for s in LENGTHS for r in RULES}
+    predicted = [
+        math.inf if "diverged" in r.split("|")[2] else float(r.split("|")[2]) for r in fitted
+    ]
+    assert predicted == sorted(predicted)  # sorted by the fit's own (interpolated) regret
