@@ -275,10 +275,12 @@ def markdown(
     for name in (DEFAULT_VARIANT, LONG_DEFAULT):  # the default, and its rule on the long test
         if name in names and name not in shown:
             shown.append(name)
+    if fitted:  # the fit with the lowest interpolated regret (see the ceiling below)
+        shown.append(min(fitted, key=lambda name: fitted[name]))
     lines += [
         "",
-        "## Per task and budget: the five best variants, the default, and the default rule "
-        f"on the {LENGTHS[-1]}-step test",
+        "## Per task and budget: the five best variants, the default, the default rule "
+        f"on the {LENGTHS[-1]}-step test, and the best fitted multiplier",
         "",
         "Each cell: mean-score regret / worst per-seed regret / log10(median LR / grid-best LR); "
         "the last column per task is the seed spread in decades.",

@@ -113,13 +113,14 @@ def test_smoke_run_writes_every_variant_once(tmp_path):
     ]
     assert means == sorted(means)
     # the per-task table: the five best variants, plus the default and the default rule on the
-    # longest test when they are not among them
+    # longest test when they are not among them, and last the best fitted multiplier
     detail = text.split("## Per task and budget", 1)[1]
     detail = detail.split("\n## ", 1)[0]
     lines = [ln for ln in detail.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
-    assert 5 <= len(lines) <= 7
+    assert 6 <= len(lines) <= 8
     for name in (DEFAULT_VARIANT, LONG_DEFAULT):
         assert sum(ln.startswith(f"| {name} |") for ln in lines) == 1
+    assert lines[-1].split("|")[1].strip().endswith("(fitted)")
     # the ceiling: one fitted row per test length and rule, with a multiplier from the grid
     ceiling = text.split("## Ceiling", 1)[1]
     fitted = [ln for ln in ceiling.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
