@@ -58,7 +58,9 @@ def variant(steps: int, rule: str, factor: float) -> str:
 
 def measure_seed(task: Task, seed: int) -> dict:
     """Grid scores and every variant's LR and scores for one seed: ``{"grid": {budget:
-    scores per grid LR}, "lr": {variant: LR or None}, "score": {variant: {budget: score}}}``."""
+    scores per grid LR}, "lr": {variant: LR or None}, "score": {variant: {budget: score}},
+    "flags": quality() flags of the default-length test, "runner": the seed's Runner}`` (kept
+    to train the fitted multipliers later)."""
     runner = Runner(task, seed)
     grid = {b: np.array([runner.scores(float(lr))[b] for lr in task.grid]) for b in task.budgets}
     options = {**RANGE_TEST, **task.range_test}
@@ -81,7 +83,6 @@ def measure_seed(task: Task, seed: int) -> dict:
         "lr": lrs,
         "score": scores,
         "flags": flags,
-        "steps": runner.steps_run,
         "runner": runner,
     }
 
@@ -256,7 +257,8 @@ def markdown(
         "LR; per-seed regret against that seed's grid-best, mean-score regret against the best "
         "fixed grid LR)",
         f"- wall time: {info['seconds']:.0f} s, {info['steps']} training steps",
-        "- seeds whose default (100-step) test `quality()` flags `broke_down`: "
+        f"- seeds whose default ({RANGE_TEST['steps']}-step) test `quality()` flags "
+        "`broke_down`: "
         + ", ".join(f"{name} {n}/{info['seeds']}" for name, n in info["broke_down"].items()),
         "",
         "## Every variant, best worst mean-score regret first",

@@ -15,10 +15,11 @@ wrong with that reading and names it:
   times its fall above its starting level, over at least one median window, without a
   non-finite loss. Training broke down (dead units, a collapse to one prediction, spikes on
   a plateau) rather than diverged, so the edge the rules read is blurred. On the quality
-  benchmark it fires on every seed of the digits CNN (SGD momentum), where the default read
-  up to 4.4x below a seed's grid-best LR at 100 steps (7.7x at 400), and on one seed of the
-  Keras MLP, where it was within 1.7x: a reason to check with ``lrscope.verify``, not a
-  verdict (docs/quality.md).
+  benchmark it fires on every seed of the digits CNN (SGD momentum; 4 of 5 on another CPU's
+  kernels, benchmarks/results/ramp_length.md), where the default read up to 4.4x below a
+  seed's grid-best LR at 100 steps (7.7x at 400), and on one seed of the Keras MLP, where it
+  was within 1.7x: a reason to check with ``lrscope.verify``, not a verdict
+  (docs/quality.md).
 - ``too_noisy``: the step-to-step scatter of the loss around its running median is more
   than a quarter of the total fall: the position of the minimum is uncertain.
 - ``suggestions_disagree``: the rules (``edge``, ``min_div10``, ``steepest``) span more than
