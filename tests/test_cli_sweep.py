@@ -45,6 +45,13 @@ def test_find_budget_verifies_and_prints_the_closed_form_best(tmp_path, capsys):
     i = check.best_index
     assert check.lrs[i + 1] / check.lrs[i] <= 1.2 + 1e-9
     assert check.lrs[i] / check.lrs[i - 1] <= 1.2 + 1e-9
+    # the command it prints for the report works on that folder, verify section included
+    assert f"interactive report: lrscope report {tmp_path} -o report.html" in out
+    page = tmp_path / "report.html"
+    assert main(["report", str(tmp_path), "-o", str(page)]) == 0
+    text = page.read_text()
+    assert "class='range-test'" in text and "class='verify'" in text
+    assert f"Best learning rate for 20 steps: <b>{check.best_lr:.3g}</b>" in text
 
 
 def test_sweep_prints_the_map_writes_files_and_resumes(tmp_path, capsys):

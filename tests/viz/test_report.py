@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import IN_CI
 
-from lrscope import range_test, run_lesson
+from lrscope import range_test, run_lesson, verify
 from lrscope.lab.linreg import Moments, exact_gd, linreg_trainer, make_data
 from lrscope.landscape import ArrayLoss, interpolation, pca_slice, plane_slice
 from lrscope.viz import report
@@ -87,6 +87,11 @@ def lesson_sweep(lrs=(0.01, 0.1, 0.3, 0.6, 1.2), steps=60):
             )
         )
     return SweepResult.from_records(records, lrs, steps, seeds=[0], metadata={"problem": "lesson"})
+
+
+def lesson_verify(factors=(0.1, 1 / 3, 1.0, 10.0)):
+    """verify on the lesson around 0.3: 0.03, 0.1, 0.3 and 3.0 (which diverges), 30 steps."""
+    return verify(linreg_trainer(make_data()), around=0.3, factors=factors, steps=30, refine=False)
 
 
 def landscapes():
@@ -177,6 +182,43 @@ def test_sweep_figures_show_the_map_and_the_best_lr_curve():
     line = next(t for t in best["data"] if t["name"] == "best lr")
     np.testing.assert_allclose(np.array(line["y"], dtype=float), best_lr, rtol=1e-6)
     assert line["x"] == budgets.tolist()
+
+
+def test_verify_figures_show_every_run_and_mark_the_best():
+    check = lesson_verify()
+    assert check.best_lr == pytest.approx(0.3) and not np.isfinite(check.scores[-1])
+    scores, runs = report.verify_figures(check)
+    line, best = scores["data"]
+    finite = np.isfinite(check.scores)
+    assert line["x"] == pytest.approx(check.lrs[finite].tolist(), rel=1e-6)
+    assert line["y"] == pytest.approx(check.scores[finite].tolist(), rel=1e-6)
+    assert best["x"] == pytest.approx([0.3]) and best["y"] == pytest.approx([check.scores[2]])
+    assert scores["layout"]["xaxis"]["type"] == scores["layout"]["yaxis"]["type"] == "log"
+    assert scores["layout"]["shapes"][0]["x0"] == pytest.approx(0.3)  # built around 0.3
+    assert "training loss" in scores["layout"]["yaxis"]["title"]["text"]  # no evaluate()
+    assert len(runs["data"]) == check.lrs.size == 4
+    for trace, row in zip(runs["data"], check.losses, strict=True):
+        gaps = [y is None for y in trace["y"]]
+        assert gaps == [not (np.isfinite(v) and v > 0) for v in row]  # NaN/inf: a gap
+        drawn = [y for y in trace["y"] if y is not None]
+        assert drawn == pytest.approx(row[~np.array(gaps)].tolist(), rel=1e-6)
+    assert any(y is None for y in runs["data"][-1]["y"])  # the 3.0 run blew up
+    widths = [t["line"]["width"] for t in runs["data"]]
+    assert widths.index(max(widths)) == check.best_index and "(best)" in runs["data"][2]["name"]
+
+
+def test_verify_section_says_the_best_lr_and_warns_at_an_end():
+    text = report.to_html(lesson_verify())
+    assert "class='verify'" in text and "Best learning rate for 30 steps: <b>0.3</b>" in text
+    assert "<td>diverged</td>" in text  # the 3.0 run
+    assert "at an end of the LRs tried" not in text
+    # 0.03 and 0.1 only: the best is the highest tried, so the best may lie above
+    edge = report.to_html(lesson_verify(factors=(0.1, 1 / 3)))
+    assert "Best learning rate for 30 steps: <b>0.1</b>" in edge
+    assert "at an end of the LRs tried" in edge
+    # every run diverged: no best, and the page says so
+    gone = report.to_html(verify(linreg_trainer(make_data()), [3.0, 10.0], steps=30, refine=False))
+    assert "Every one of the 2 runs diverged within 30 steps" in gone
 
 
 def test_html_escapes_user_text_and_is_deterministic(range_result, tmp_path):
@@ -302,14 +344,19 @@ def check_page(seen: dict, shot: Path, n_plots: int, n_scenes: int) -> None:
 
 @pytest.mark.browser
 @needs_browser
-@pytest.mark.parametrize("which", ["range_test", "lesson", "landscape", "sweep", "all"])
+@pytest.mark.parametrize("which", ["range_test", "lesson", "landscape", "sweep", "verify", "all"])
 def test_report_renders_offline_in_chromium(which, chromium, lesson, range_result, tmp_path):
     results = {
         "range_test": ([range_result], 1, 0),
         "lesson": ([lesson], 5, 1),  # data, losses, bowl, contours + the range test
         "landscape": (landscapes(), 2 + 2 + 1, 2),
         "sweep": ([lesson_sweep()], 2, 0),
-        "all": ([lesson, range_result, lesson_sweep(), *landscapes()], 5 + 1 + 2 + 5, 3),
+        "verify": ([lesson_verify()], 2, 0),
+        "all": (
+            [lesson, range_result, lesson_sweep(), *landscapes(), lesson_verify()],
+            5 + 1 + 2 + 5 + 2,
+            3,
+        ),
     }
     items, n_plots, n_scenes = results[which]
     path = tmp_path / f"{which}.html"

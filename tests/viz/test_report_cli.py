@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from lrscope import range_test, run_lesson
+from lrscope import range_test, run_lesson, verify
 from lrscope.cli import main
 from lrscope.lab.linreg import linreg_trainer, make_data
 from lrscope.landscape import ArrayLoss, LandscapeResult, plane_slice
@@ -54,6 +54,35 @@ def test_report_reads_a_sweep_file(tmp_path, capsys):
     assert "class='sweep'" in (tmp_path / "s.html").read_text()
 
 
+def test_report_reads_a_folder_like_find_writes_it_verify_included(tmp_path, capsys):
+    # what `lrscope find --budget N --out run` leaves: range_test.json, verify.json (and a PNG)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    trainer = linreg_trainer(make_data())
+    rt = range_test(trainer, start_lr=1e-3, end_lr=10.0, steps=60)
+    rt.save(folder / "range_test.json")
+    verify(trainer, around=rt, steps=20).save(folder / "verify.json")
+    (folder / "range_test.png").write_bytes(b"\x89PNG not read")
+    out = tmp_path / "r.html"
+    assert main(["report", str(folder), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "class='range-test'" in text and "class='verify'" in text
+    assert text.index("class='range-test'") < text.index("class='verify'")  # name order
+    assert text.count('class="lrscope-plot') == 1 + 2
+    # the same page as naming the two files
+    again = tmp_path / "again.html"
+    files = [str(folder / "range_test.json"), str(folder / "verify.json")]
+    assert main(["report", *files, "-o", str(again)]) == 0
+    assert again.read_text() == text
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(empty), "-o", str(tmp_path / "e.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a folder with no *.json result file" in err
+    assert not (tmp_path / "e.html").exists()
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -63,6 +92,7 @@ def test_report_reads_a_sweep_file(tmp_path, capsys):
         ("[1, 2]", "unknown result kind None"),
         ('{"kind": "range_test", "schema_version": 1}', "missing field `lr`"),
         ('{"kind": "landscape", "schema_version": 99}', "unsupported schema_version=99"),
+        ('{"kind": "verify", "schema_version": 1}', "missing field `lrs`"),
         ('{"kind": "range_test", "lr": [NaN]}', "bare NaN"),
     ],
 )

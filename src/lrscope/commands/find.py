@@ -83,4 +83,5 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(verify_table(check))
     print("\nwrote " + ", ".join(str(p) for p in written))
+    print(f"interactive report: lrscope report {args.out} -o report.html")
     return 0

@@ -9,9 +9,10 @@ from lrscope.commands import UsageError
 
 HELP = "write a self-contained HTML report (opens offline) from result JSON files"
 DESCRIPTION = (
-    "Read one or more result files (range test, lesson, sweep, landscape; the kind is read "
-    "from the file) and write one HTML page with interactive plots. plotly.js is inlined: the "
-    "page opens offline and makes no network request."
+    "Read one or more result files (range test, lesson, sweep, landscape, verify; the kind is "
+    "read from the file), or folders of them (every *.json inside, by name, e.g. the output "
+    "folder of `lrscope find`), and write one HTML page with interactive plots. plotly.js is "
+    "inlined: the page opens offline and makes no network request."
 )
 
 #: JSON ``kind`` -> (module, class) that loads it.
@@ -20,11 +21,18 @@ LOADERS = {
     "lesson": ("lrscope.lab.lesson", "LessonResult"),
     "sweep": ("lrscope.core.sweep", "SweepResult"),
     "landscape": ("lrscope.landscape", "LandscapeResult"),
+    "verify": ("lrscope.core.verify", "VerifyResult"),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="+", type=Path, metavar="RESULT.json")
+    parser.add_argument(
+        "results",
+        nargs="+",
+        type=Path,
+        metavar="RESULT.json",
+        help="result files, or folders whose *.json files are all read (in name order)",
+    )
     parser.add_argument(
         "-o",
         "--out",
@@ -63,12 +71,27 @@ def load_result(path: Path) -> object:
         raise ResultFormatError(f"{path}: {exc}") from None
 
 
+def expand(paths: list[Path]) -> list[Path]:
+    """Each file as it is; each folder as the ``*.json`` files directly inside it, in name
+    order (a folder without one is an error: it is almost always the wrong folder)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.json") if p.is_file())
+            if not found:
+                raise UsageError(f"cannot read {path}: a folder with no *.json result file")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from lrscope.viz.report import to_html
 
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"argument -o/--out: must end in .html (got {str(args.out)!r})")
-    results = [load_result(path) for path in args.results]
+    results = [load_result(path) for path in expand(args.results)]
     text = to_html(results, args.out, title=args.title)
     size = len(text.encode("utf-8"))
     print(f"wrote {args.out} ({size / 1e6:.1f} MB; plotly.js inlined, opens offline)")

@@ -2,11 +2,11 @@
 
 ``to_html(result_or_results, path=None)`` takes a :class:`~lrscope.RangeTestResult`, a
 :class:`~lrscope.LessonResult`, a :class:`~lrscope.landscape.LandscapeResult`, a sweep result
-(anything with ``best_lr_curve()``), or a list of them, and returns one HTML page (written
-atomically to ``path`` when given). The page makes no network request: plotly.js is inlined,
-fonts are the system's, no MathJax. Every piece of text from a result (metadata is user data)
-is HTML-escaped; the figure data travels as JSON with ``<``, ``>`` and ``&`` escaped, so no
-string can close the ``<script>`` it sits in.
+(anything with ``best_lr_curve()``), a :class:`~lrscope.VerifyResult`, or a list of them, and
+returns one HTML page (written atomically to ``path`` when given). The page makes no network
+request: plotly.js is inlined, fonts are the system's, no MathJax. Every piece of text from a
+result (metadata is user data) is HTML-escaped; the figure data travels as JSON with ``<``,
+``>`` and ``&`` escaped, so no string can close the ``<script>`` it sits in.
 
 The figures are plain plotly.js specs (dicts) built here from result objects only, never from
 a model; the ``*_figure`` functions are public so tests and users can inspect or reuse them.
@@ -32,6 +32,7 @@ from lrscope.viz.plots import RULE_COLOURS
 
 if TYPE_CHECKING:  # pragma: no cover
     from lrscope.core.result import RangeTestResult
+    from lrscope.core.verify import VerifyResult
     from lrscope.lab.lesson import LessonResult
     from lrscope.landscape import LandscapeResult
 
@@ -995,6 +996,144 @@ def _sweep_section(page: _Page, sweep: Any) -> None:
     )
 
 
+# -- verify -------------------------------------------------------------------------------------
+def verify_figures(check: VerifyResult) -> list[Figure]:
+    """Score vs LR of every candidate (log x; the best marked, the LR the candidates were
+    built around as a dashed line), and each candidate's training loss per step."""
+    finite = np.isfinite(check.scores)
+    best = check.best_index
+    score_label = (
+        "held-out loss" if check.score_kind == "evaluate" else "training loss (last tenth)"
+    )
+    points: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "score after the budget",
+            "x": _nums(check.lrs[finite]),
+            "y": _nums(check.scores[finite]),
+            "line": {"color": "#1f77b4", "width": 1.5},
+            "marker": {"size": 8},
+            "hovertemplate": "lr=%{x:.4g}<br>score=%{y:.5g}<extra></extra>",
+        }
+    ]
+    if best is not None:
+        points.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": f"best: {check.best_lr:.3g}",
+                "x": _nums(check.lrs[best : best + 1]),
+                "y": _nums(check.scores[best : best + 1]),
+                "marker": {"size": 15, "color": "#2ca02c", "symbol": "star"},
+                "hovertemplate": "best lr=%{x:.4g}<br>score=%{y:.5g}<extra></extra>",
+            }
+        )
+    shapes = []
+    if check.around is not None:
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": check.around,
+                "x1": check.around,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": "#888", "dash": "dash", "width": 1},
+            }
+        )
+    curves = []
+    steps = np.arange(1, check.steps + 1)
+    for i, (lr, row) in enumerate(zip(check.lrs, check.losses, strict=True)):
+        shown = np.where(np.isfinite(row) & (row > 0), row, np.nan)
+        curves.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"lr {lr:.3g}" + (" (best)" if i == best else ""),
+                "x": steps.tolist(),
+                "y": _nums(shown),
+                "line": {"color": _run_colour(i), "width": 3 if i == best else 1.2},
+                "hovertemplate": f"lr {lr:.3g}<br>step %{{x}}<br>loss=%{{y:.5g}}<extra></extra>",
+            }
+        )
+    return [
+        {
+            "data": points,
+            "layout": {
+                "title": {"text": f"{score_label} after {check.steps} steps, per learning rate"},
+                "xaxis": {"title": {"text": "learning rate"}, "type": "log"},
+                # log when it can be: one blown-up run would flatten every other on a linear axis
+                "yaxis": {
+                    "title": {"text": score_label},
+                    "type": "log" if np.all(check.scores[finite] > 0) else "linear",
+                },
+                "shapes": shapes,
+                "legend": {"font": {"size": 10}},
+                "margin": {"t": 50},
+            },
+        },
+        {
+            "data": curves,
+            "layout": {
+                "title": {"text": "Training loss of each run"},
+                "xaxis": {"title": {"text": "step"}},
+                "yaxis": {"title": {"text": "loss"}, "type": "log"},
+                "legend": {"font": {"size": 10}},
+                "margin": {"t": 50},
+            },
+        },
+    ]
+
+
+def _verify_section(page: _Page, check: VerifyResult) -> None:
+    figs = verify_figures(check)
+    kind = (
+        "held-out loss (evaluate())"
+        if check.score_kind == "evaluate"
+        else ("mean training loss of the last tenth of the run")
+    )
+    if check.best_lr is None:
+        lead = (
+            f'<p class="lead">Every one of the {check.lrs.size} runs diverged within '
+            f"{check.steps} steps: try lower learning rates.</p>"
+        )
+    else:
+        lead = (
+            f'<p class="lead">Best learning rate for {check.steps} steps: '
+            f"<b>{check.best_lr:.3g}</b>, out of {check.lrs.size} runs from the same start, "
+            f"ranked by {_esc(kind)}.</p>"
+        )
+    warn = ""
+    if check.at_boundary:
+        warn = (
+            "<div class='warn'>The best run is at an end of the LRs tried: the best LR for "
+            "this budget may lie beyond them. Verify again around it.</div>"
+        )
+    rows: list[list[object]] = [
+        [float(lr), float(score) if math.isfinite(score) else "diverged"]
+        for lr, score in zip(check.lrs, check.scores, strict=True)
+    ]
+    settings: list[list[object]] = [["steps per run", check.steps], ["runs", check.lrs.size]]
+    if check.around is not None:
+        settings.append(["built around", check.around])
+    page.add(
+        f"<section class='verify'><h2>Verify: the best learning rate for {check.steps} steps</h2>"
+        + lead
+        + warn
+        + "<div class='grid2'><div>"
+        + page.figure(figs[0])
+        + "</div><div>"
+        + page.figure(figs[1])
+        + "</div></div><div class='grid2'><div><h3>Runs</h3>"
+        + _table(["learning rate", "score"], rows, pick=check.best_index)
+        + "</div><div><h3>Settings</h3>"
+        + _table(["setting", "value"], settings)
+        + "</div></div></section>"
+    )
+
+
 # -- entry points ----------------------------------------------------------------------------
 def _as_list(result_or_results: object) -> list[object]:
     if isinstance(result_or_results, (list, tuple)):
@@ -1008,6 +1147,7 @@ def _as_list(result_or_results: object) -> list[object]:
 
 def _add(page: _Page, item: object, many: bool) -> None:
     from lrscope.core.result import RangeTestResult
+    from lrscope.core.verify import VerifyResult
     from lrscope.lab.lesson import LessonResult
     from lrscope.landscape import LandscapeResult
 
@@ -1019,13 +1159,15 @@ def _add(page: _Page, item: object, many: bool) -> None:
         _range_test_section(page, item, heading)
     elif isinstance(item, LandscapeResult):
         _landscape_section(page, item)
+    elif isinstance(item, VerifyResult):
+        _verify_section(page, item)
     elif is_sweep(item):
         _sweep_section(page, item)
     else:
         raise invalid(
             "result_or_results",
-            "must be RangeTestResult, LessonResult, LandscapeResult, a sweep result or a list "
-            "of them",
+            "must be RangeTestResult, LessonResult, LandscapeResult, VerifyResult, a sweep "
+            "result or a list of them",
             type=type(item).__name__,
         )
 
