@@ -207,8 +207,9 @@ def test_verify_figures_show_every_run_and_mark_the_best():
     assert widths.index(max(widths)) == check.best_index and "(best)" in runs["data"][2]["name"]
 
 
-def test_verify_section_says_the_best_lr_and_warns_at_an_end():
-    text = report.to_html(lesson_verify())
+def test_verify_section_says_the_best_lr_and_warns_at_an_end(tmp_path):
+    text = lesson_verify().to_html(tmp_path / "verify.html")
+    assert (tmp_path / "verify.html").read_text() == text
     assert "class='verify'" in text and "Best learning rate for 30 steps: <b>0.3</b>" in text
     assert "<td>diverged</td>" in text  # the 3.0 run
     assert "at an end of the LRs tried" not in text
@@ -241,12 +242,16 @@ def test_report_size_for_a_100_step_range_test_is_plotly_plus_a_little(range_res
     assert plotly_size < size < plotly_size + 60_000
 
 
-def test_notebook_repr_of_a_sweep_and_a_landscape_draws_their_main_figure(monkeypatch):
+def test_notebook_repr_of_a_sweep_a_landscape_and_verify_draws_their_main_figure(monkeypatch):
     monkeypatch.setattr(report, "_NOTEBOOK_PLOTLYJS_SENT", True)  # size of a later display
     sweep_html = report.repr_html(lesson_sweep())
     assert "Best learning rate for each step budget" in sweep_html and len(sweep_html) < 50_000
     landscape_html = landscapes()[0]._repr_html_()
     assert '"type":"surface"' in landscape_html and "explained variance" in landscape_html
+    check = lesson_verify()
+    verify_html = check._repr_html_()
+    assert "Best learning rate for 30 steps: <b>0.3</b>" in verify_html
+    assert "<td>diverged</td>" in verify_html and len(verify_html) < 50_000
     with pytest.raises(ValueError, match="must be a RangeTestResult"):
         report.repr_html(object())
 

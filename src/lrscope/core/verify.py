@@ -79,6 +79,19 @@ class VerifyResult:
         index = self.best_index
         return index is not None and self.lrs.size > 1 and index in (0, self.lrs.size - 1)
 
+    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The self-contained HTML report of these runs (written atomically to ``path`` when
+        given). Returns the HTML text."""
+        from lrscope.viz.report import to_html
+
+        return to_html(self, path)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: score per LR (interactive) and the runs table."""
+        from lrscope.viz.report import repr_html
+
+        return repr_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": KIND,

@@ -1087,47 +1087,52 @@ def verify_figures(check: VerifyResult) -> list[Figure]:
     ]
 
 
-def _verify_section(page: _Page, check: VerifyResult) -> None:
-    figs = verify_figures(check)
+def _verify_lead(check: VerifyResult) -> str:
+    """The verdict in one paragraph, and a warning when the best is at an end of the LRs."""
     kind = (
         "held-out loss (evaluate())"
         if check.score_kind == "evaluate"
-        else ("mean training loss of the last tenth of the run")
+        else "mean training loss of the last tenth of the run"
     )
     if check.best_lr is None:
-        lead = (
+        return (
             f'<p class="lead">Every one of the {check.lrs.size} runs diverged within '
             f"{check.steps} steps: try lower learning rates.</p>"
         )
-    else:
-        lead = (
-            f'<p class="lead">Best learning rate for {check.steps} steps: '
-            f"<b>{check.best_lr:.3g}</b>, out of {check.lrs.size} runs from the same start, "
-            f"ranked by {_esc(kind)}.</p>"
-        )
-    warn = ""
+    lead = (
+        f'<p class="lead">Best learning rate for {check.steps} steps: '
+        f"<b>{check.best_lr:.3g}</b>, out of {check.lrs.size} runs from the same start, "
+        f"ranked by {_esc(kind)}.</p>"
+    )
     if check.at_boundary:
-        warn = (
+        lead += (
             "<div class='warn'>The best run is at an end of the LRs tried: the best LR for "
             "this budget may lie beyond them. Verify again around it.</div>"
         )
-    rows: list[list[object]] = [
+    return lead
+
+
+def _verify_rows(check: VerifyResult) -> list[list[object]]:
+    return [
         [float(lr), float(score) if math.isfinite(score) else "diverged"]
         for lr, score in zip(check.lrs, check.scores, strict=True)
     ]
+
+
+def _verify_section(page: _Page, check: VerifyResult) -> None:
+    figs = verify_figures(check)
     settings: list[list[object]] = [["steps per run", check.steps], ["runs", check.lrs.size]]
     if check.around is not None:
         settings.append(["built around", check.around])
     page.add(
         f"<section class='verify'><h2>Verify: the best learning rate for {check.steps} steps</h2>"
-        + lead
-        + warn
+        + _verify_lead(check)
         + "<div class='grid2'><div>"
         + page.figure(figs[0])
         + "</div><div>"
         + page.figure(figs[1])
         + "</div></div><div class='grid2'><div><h3>Runs</h3>"
-        + _table(["learning rate", "score"], rows, pick=check.best_index)
+        + _table(["learning rate", "score"], _verify_rows(check), pick=check.best_index)
         + "</div><div><h3>Settings</h3>"
         + _table(["setting", "value"], settings)
         + "</div></div></section>"
@@ -1228,6 +1233,7 @@ def repr_html(result: object, height: int = 360) -> str:
     """
     global _NOTEBOOK_PLOTLYJS_SENT
     from lrscope.core.result import RangeTestResult
+    from lrscope.core.verify import VerifyResult
     from lrscope.lab.lesson import LessonResult
     from lrscope.landscape import LandscapeResult
 
@@ -1248,10 +1254,17 @@ def repr_html(result: object, height: int = 360) -> str:
         figure = landscape_figures(result)[0]
         rt = None
         extra = ""
+    elif isinstance(result, VerifyResult):
+        figure = verify_figures(result)[0]
+        rt = None
+        extra = _verify_lead(result) + _table(
+            ["learning rate", "score"], _verify_rows(result), pick=result.best_index
+        )
     else:
         raise invalid(
             "result",
-            "must be a RangeTestResult, LessonResult, LandscapeResult or sweep result",
+            "must be a RangeTestResult, LessonResult, LandscapeResult, VerifyResult or sweep "
+            "result",
             type=type(result).__name__,
         )
     figure["layout"]["height"] = height
