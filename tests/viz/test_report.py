@@ -7,6 +7,7 @@ plot drawn by plotly (SVG, and a WebGL canvas for the 3D scenes), and a non-blan
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import importlib.util
 import io
@@ -203,6 +204,12 @@ def test_verify_figures_show_every_run_and_mark_the_best():
         drawn = [y for y in trace["y"] if y is not None]
         assert drawn == pytest.approx(row[~np.array(gaps)].tolist(), rel=1e-6)
     assert any(y is None for y in runs["data"][-1]["y"])  # the 3.0 run blew up
+    assert runs["layout"]["yaxis"]["type"] == "log"
+    # losses and scores that can be negative (a log-likelihood, say) get linear axes, all drawn
+    shifted = dataclasses.replace(check, scores=check.scores - 1.0, losses=check.losses - 1.0)
+    scores, runs = report.verify_figures(shifted)
+    assert scores["layout"]["yaxis"]["type"] == runs["layout"]["yaxis"]["type"] == "linear"
+    assert runs["data"][0]["y"] == pytest.approx((check.losses[0] - 1.0).tolist(), rel=1e-6)
     widths = [t["line"]["width"] for t in runs["data"]]
     assert widths.index(max(widths)) == check.best_index and "(best)" in runs["data"][2]["name"]
 

@@ -1045,8 +1045,10 @@ def verify_figures(check: VerifyResult) -> list[Figure]:
         )
     curves = []
     steps = np.arange(1, check.steps + 1)
+    drawn = check.losses[np.isfinite(check.losses)]
+    log_losses = bool(np.all(drawn > 0))  # a loss <= 0 (a log-likelihood, say): linear axis
     for i, (lr, row) in enumerate(zip(check.lrs, check.losses, strict=True)):
-        shown = np.where(np.isfinite(row) & (row > 0), row, np.nan)
+        shown = np.where(np.isfinite(row) & ((row > 0) | (not log_losses)), row, np.nan)
         curves.append(
             {
                 "type": "scatter",
@@ -1079,7 +1081,7 @@ def verify_figures(check: VerifyResult) -> list[Figure]:
             "layout": {
                 "title": {"text": "Training loss of each run"},
                 "xaxis": {"title": {"text": "step"}},
-                "yaxis": {"title": {"text": "loss"}, "type": "log"},
+                "yaxis": {"title": {"text": "loss"}, "type": "log" if log_losses else "linear"},
                 "legend": {"font": {"size": 10}},
                 "margin": {"t": 50},
             },
