@@ -115,20 +115,25 @@ def fit_multiplier(
     each seed's grid (:func:`interpolated_score`): ``(multiplier, that regret)``. The fit
     sees the very seeds it is scored on, so its regret is a ceiling, not a forecast."""
     base = variant(steps, rule, 1.0)
+    # the best fixed grid LR's mean score per task and budget: the same for every multiplier
+    best_mean = {
+        (task.name, b): float(np.min(np.mean([s["grid"][b] for s in runs[task.name]], axis=0)))
+        for task in tasks
+        for b in task.budgets
+    }
     best = (math.nan, math.inf)
     for factor in FIT_FACTORS:
         worst = 0.0
         for task in tasks:
             seeds = runs[task.name]
             for b in task.budgets:
-                table = np.array([s["grid"][b] for s in seeds])
                 got = [
                     math.inf
                     if s["lr"][base] is None
                     else interpolated_score(task.grid, s["grid"][b], s["lr"][base] * factor)
                     for s in seeds
                 ]
-                worst = max(worst, float(np.mean(got)) / float(np.min(table.mean(axis=0))))
+                worst = max(worst, float(np.mean(got)) / best_mean[task.name, b])
         if worst < best[1]:
             best = (factor, worst)
     return best
