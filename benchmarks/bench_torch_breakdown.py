@@ -3,12 +3,13 @@
 For each task of ``bench_torch.py`` (same data, model, optimizer and loader), ``REPEATS``
 pairs of one ``find_lr`` call (with its default suggestion) and one bare loop of the same
 steps and the same LRs, on the same model objects, in a random order per pair. Inside the
-find_lr call, wrappers time the parts: ``TorchTrainer.run`` (all chunks: the training steps
-and the per-chunk hand-over), ``snapshot``, ``restore``, ``suggest()``; the rest is the
-engine's bookkeeping and the set-up (trainer construction, ramp, smoothing, stop checks,
-result). Every part is measured inside the real loop, where it costs several times what it
-costs alone (the steps in between evict its code and data from the CPU caches). The wrappers
-add well under a microsecond per call.
+find_lr call, wrappers time the parts: the training steps (``TorchTrainer``'s step loops,
+every chunk), ``snapshot``, ``restore``, ``suggest()``; the rest is the per-chunk hand-over
+(one transfer of the chunk's losses to Python floats) and the engine's bookkeeping and
+set-up (trainer construction, ramp, smoothing, stop checks, result). Every part is
+measured inside the real loop, where it costs several times what it costs alone (the steps
+in between evict its code and data from the CPU caches). The wrappers add well under a
+microsecond per call.
 
 Run from the repo root: ``.venv/bin/python benchmarks/bench_torch_breakdown.py``; writes
 ``benchmarks/results/torch_breakdown.md``.
@@ -40,7 +41,14 @@ from lrscope.adapters.torch import TorchTrainer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "torch_breakdown.md"
 REPEATS = 41
-PARTS = ("run", "snapshot", "restore", "suggest")
+PARTS = ("steps", "snapshot", "restore", "suggest")
+#: TorchTrainer methods timed, and the part each one's time goes to
+WRAPPED = {
+    "_run_plain": "steps",
+    "_run_general": "steps",
+    "snapshot": "snapshot",
+    "restore": "restore",
+}
 
 
 def timed(spent: dict[str, float], key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,9 +72,9 @@ def measure(name: str) -> dict[str, float]:
     ramp = lrscope.lr_ramp(task.start_lr, task.end_lr, task.steps)[:steps].tolist()
     weights = {k: v.clone() for k, v in net.state_dict().items()}
     spent = dict.fromkeys(PARTS, 0.0)
-    originals = {part: getattr(TorchTrainer, part) for part in PARTS[:3]}
-    for part, fn in originals.items():
-        setattr(TorchTrainer, part, timed(spent, part, fn))
+    originals = {method: getattr(TorchTrainer, method) for method in WRAPPED}
+    for method, fn in originals.items():
+        setattr(TorchTrainer, method, timed(spent, WRAPPED[method], fn))
     suggest = timed(spent, "suggest", lambda result: result.suggest())
 
     def find() -> list[float]:
@@ -107,14 +115,14 @@ def measure(name: str) -> dict[str, float]:
             # Both ran the same operations: bitwise the same losses, on every pair.
             same = same and losses["find"] == losses["bare"]
     finally:
-        for part, fn in originals.items():
-            setattr(TorchTrainer, part, fn)
+        for method, fn in originals.items():
+            setattr(TorchTrainer, method, fn)
     out = {key: statistics.median(values) for key, values in rows.items()}
     out["rest"] = statistics.median(
         f - sum(rows[p][i] for p in PARTS) for i, f in enumerate(rows["find"])
     )
-    pairs = list(zip(rows["find"], rows["run"], rows["bare"], strict=True))
-    out["run_extra"] = statistics.median(r - b for _, r, b in pairs)
+    pairs = list(zip(rows["find"], rows["steps"], rows["bare"], strict=True))
+    out["steps_extra"] = statistics.median(r - b for _, r, b in pairs)
     out["ratio"] = statistics.median(f / b for f, _, b in pairs)
     out["steps"] = steps
     out["same"] = same
@@ -124,15 +132,16 @@ def measure(name: str) -> dict[str, float]:
 def main() -> None:
     torch.set_num_threads(1)
     header = (
-        "| task | steps | bare loop ms | find_lr + suggest ms | ratio | run() beyond the bare "
-        "steps ms | snapshot ms | restore ms | suggest ms | engine and set-up ms | same losses |"
+        "| task | steps | bare loop ms | find_lr + suggest ms | ratio | steps beyond the bare "
+        "loop ms | snapshot ms | restore ms | suggest ms | hand-over, engine and set-up ms | "
+        "same losses |"
     )
     lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name in ("linreg", "digits_mlp", "digits_cnn"):
         m = measure(name)
         lines.append(
             f"| {name} | {m['steps']:.0f} | {1e3 * m['bare']:.2f} | {1e3 * m['find']:.2f} | "
-            f"{m['ratio']:.3f}x | {1e3 * m['run_extra']:.2f} | {1e3 * m['snapshot']:.2f} | "
+            f"{m['ratio']:.3f}x | {1e3 * m['steps_extra']:.2f} | {1e3 * m['snapshot']:.2f} | "
             f"{1e3 * m['restore']:.2f} | {1e3 * m['suggest']:.2f} | {1e3 * m['rest']:.2f} | "
             f"{'yes' if m['same'] else 'NO'} |"
         )
@@ -147,15 +156,16 @@ def main() -> None:
             "- command: `.venv/bin/python benchmarks/bench_torch_breakdown.py`",
             f"- medians of {REPEATS} pairs (find_lr + suggest, and a bare loop of the same "
             "steps at the same LRs on the same objects, random order per pair); ratio = "
-            "median of the pairs' ratios; run() beyond the bare steps = median over pairs of "
-            "(time inside TorchTrainer.run - the paired bare loop); engine and set-up = "
-            "find_lr + suggest - run - snapshot - restore - suggest",
+            "median of the pairs' ratios; steps beyond the bare loop = median over pairs of "
+            "(time inside TorchTrainer's step loops - the paired bare loop); hand-over, engine "
+            "and set-up = find_lr + suggest - steps - snapshot - restore - suggest (the "
+            "per-chunk transfer of the losses, the engine's bookkeeping, the set-up)",
             "- each part is timed inside the real loop, where it costs several times what it "
             "costs alone",
             "- both runs of a pair start from the same weights, optimizer state and batch order "
             "(the loader's generator is reset before each), so they run the same operations: "
-            "same losses = every pair's losses equal bit for bit; a negative run() beyond the "
-            "bare steps is this shared machine's noise",
+            "same losses = every pair's losses equal bit for bit; a negative steps beyond the "
+            "bare loop is this shared machine's noise",
             "",
             *lines,
             "",

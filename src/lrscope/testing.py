@@ -74,6 +74,21 @@ def state_differences(before: Any, after: Any, path: str = "state") -> list[str]
     return [] if same else [f"{path}: {before!r} != {after!r}"]
 
 
+def _handed_chunks(
+    run_chunks: Any, lrs: np.ndarray, chunk: int, stop_after: int | None = None
+) -> list[list[float]]:
+    """What ``run_chunks`` hands to ``on_chunk``, chunk by chunk; ``on_chunk`` says stop
+    after ``stop_after`` chunks (never when None)."""
+    handed: list[list[float]] = []
+
+    def on_chunk(losses: list[float]) -> bool:
+        handed.append([float(value) for value in losses])
+        return stop_after is not None and len(handed) >= stop_after
+
+    run_chunks(lrs, chunk, on_chunk)
+    return handed
+
+
 def check_trainer(
     trainer: Trainer,
     lrs: Sequence[float] | np.ndarray = (1e-3, 2e-3, 4e-3),
@@ -83,8 +98,9 @@ def check_trainer(
 
     Checks: ``run`` returns ``len(lrs)`` float losses; ``restore(snapshot())`` after steps
     brings back the state bit for bit; replaying the same LRs after restore gives bitwise the
-    same losses; with ``diverge_lr`` a range test up to that LR stops (diverged or non-finite)
-    and leaves the state as it found it.
+    same losses; a ``run_chunks`` method, when the trainer has one, gives those same losses
+    chunk by chunk and stops when told to; with ``diverge_lr`` a range test up to that LR
+    stops (diverged or non-finite) and leaves the state as it found it.
     """
     lrs = np.asarray(lrs, dtype=np.float64)
     before = trainer.snapshot()
@@ -100,6 +116,22 @@ def check_trainer(
         "changes (RNG, optimizer slots, data position) is not in the snapshot"
     )
     trainer.restore(before)
+    run_chunks = getattr(trainer, "run_chunks", None)
+    if callable(run_chunks):
+        handed = _handed_chunks(run_chunks, lrs, 2)
+        sizes = [len(lrs[i : i + 2]) for i in range(0, len(lrs), 2)]
+        assert [len(part) for part in handed] == sizes, (
+            f"run_chunks(chunk=2) handed over chunks of {[len(p) for p in handed]} losses, "
+            f"not {sizes}"
+        )
+        chunked = np.array([value for part in handed for value in part], dtype=np.float64)
+        assert np.array_equal(first, chunked, equal_nan=True), (
+            f"run_chunks gave other losses than run ({chunked} vs {first})"
+        )
+        trainer.restore(before)
+        handed = _handed_chunks(run_chunks, lrs, 1, stop_after=1)
+        assert len(handed) == 1, f"run_chunks went on after on_chunk returned True ({handed})"
+        trainer.restore(before)
     if diverge_lr is not None:
         result = range_test(trainer, start_lr=float(lrs[0]), end_lr=diverge_lr, steps=50)
         assert result.stop_reason in ("diverged", "non_finite"), (

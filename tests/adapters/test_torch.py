@@ -213,6 +213,48 @@ def test_nan_and_inf_losses_stop_cleanly_and_restore():
         assert_same(before, everything(model, optimizer))
 
 
+@pytest.mark.parametrize(
+    ("end_lr", "accumulation_steps"),
+    [(1.0, 1), (1e4, 1), (1e4, 2)],
+    ids=["completed", "diverged", "general_loop"],
+)
+def test_find_lr_through_run_chunks_equals_chunk_by_chunk_run(
+    monkeypatch, end_lr, accumulation_steps
+):
+    """The engine lets TorchTrainer drive the chunks (run_chunks); the result is bitwise the
+    one of the engine calling run() per chunk, and the state is restored the same."""
+    from lrscope.adapters.torch import TorchTrainer
+
+    def find():
+        model = bn_dropout_model()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        data = loader(*regression_data(), generator=torch.Generator().manual_seed(3))
+        torch.manual_seed(5)
+        before = everything(model, optimizer)
+        result = lt.find_lr(
+            model,
+            optimizer,
+            F.mse_loss,
+            data,
+            start_lr=1e-4,
+            end_lr=end_lr,
+            steps=60,
+            accumulation_steps=accumulation_steps,
+        )
+        assert_same(before, everything(model, optimizer))
+        return result
+
+    chunked = find()
+    monkeypatch.setattr(TorchTrainer, "run_chunks", None)  # the engine falls back to run()
+    plain = find()
+    assert (
+        chunked.stop_reason == plain.stop_reason == ("completed" if end_lr == 1.0 else "diverged")
+    )
+    assert chunked.stop_step == plain.stop_step
+    for name in ("lr", "loss", "smooth_loss"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(plain, name), err_msg=name)
+
+
 # -- AMP, accumulation, param groups -----------------------------------------------------------
 def test_cpu_bfloat16_autocast_with_grad_scaler_runs_and_restores():
     model = bn_dropout_model()

@@ -192,3 +192,87 @@ def test_smoothed_curve_of_the_result_equals_smoothing_the_raw_curve():
 
     result = range_test(Quadratic(), start_lr=1e-3, end_lr=0.5, steps=64, chunk_size=5)
     np.testing.assert_array_equal(result.smooth_loss, smooth_loss(result.loss, result.beta))
+
+
+class ChunkedQuadratic(Quadratic):
+    """The Quadratic driving its own chunks (``Trainer.run_chunks``), as fast adapters do."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.chunks = []
+
+    def run_chunks(self, lrs, chunk, on_chunk):
+        for begin in range(0, len(lrs), chunk):
+            part = lrs[begin : begin + chunk]
+            self.chunks.append(len(part))
+            if on_chunk(self.run(part).tolist()):
+                return
+
+
+@pytest.mark.parametrize(
+    ("trainer_kwargs", "test_kwargs", "reason"),
+    [
+        ({}, {"end_lr": 0.5, "steps": 40, "chunk_size": 7}, "completed"),  # short last chunk
+        ({}, {"end_lr": 100.0, "steps": 100}, "diverged"),
+        (
+            {},
+            {"end_lr": 1e200, "steps": 60, "chunk_size": 3, "stop_on_divergence": False},
+            "non_finite",
+        ),
+        ({"interrupt_at": 25}, {"end_lr": 0.5, "steps": 100, "chunk_size": 10}, "interrupted"),
+        ({}, {"end_lr": 0.5, "steps": 30, "chunk_size": 4, "eval_every": 6}, "completed"),
+    ],
+    ids=["completed", "diverged", "non_finite", "interrupted", "eval_every"],
+)
+def test_run_chunks_gives_bitwise_the_result_of_run(trainer_kwargs, test_kwargs, reason):
+    plain, chunked = Quadratic(**trainer_kwargs), ChunkedQuadratic(**trainer_kwargs)
+    results = []
+    for t in (plain, chunked):
+        t.evaluate = lambda t=t: float(t.w**2)
+        before = t.snapshot()
+        with np.errstate(over="ignore", invalid="ignore"):  # the non_finite case overflows
+            results.append(range_test(t, start_lr=1e-3, **test_kwargs))
+        assert state_differences(before, t.snapshot()) == []
+    a, b = results
+    assert a.stop_reason == reason
+    assert chunked.chunks, "the engine did not use run_chunks"
+    assert plain.calls == chunked.calls  # the same steps at the same LRs
+    for name in ("lr", "loss", "smooth_loss", "val_step", "val_loss"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert (a.stop_reason, a.stop_step) == (b.stop_reason, b.stop_step)
+    if reason == "diverged":  # stopped at the end of the chunk that crossed the threshold
+        assert a.n_steps < 100 and a.n_steps % 5 == 0 and a.stop_step >= a.n_steps - 5
+
+
+def test_run_chunks_that_breaks_its_promise_is_a_trainer_error():
+    class Quits(Quadratic):
+        def run_chunks(self, lrs, chunk, on_chunk):
+            on_chunk(self.run(lrs[:chunk]).tolist())  # and never the rest
+
+    class Short(Quadratic):
+        def run_chunks(self, lrs, chunk, on_chunk):
+            on_chunk(self.run(lrs[: chunk - 1]).tolist())
+
+    with pytest.raises(TrainerError, match=r"run_chunks returned after 5 of 100 steps"):
+        range_test(Quits(), start_lr=1e-3, end_lr=0.5, steps=100)
+    with pytest.raises(TrainerError, match=r"one scalar loss per step: shape \(5,\)"):
+        range_test(Short(), start_lr=1e-3, end_lr=0.5, steps=100)
+
+
+def test_check_trainer_catches_a_run_chunks_that_differs_from_run():
+    class Off(ChunkedQuadratic):
+        def run_chunks(self, lrs, chunk, on_chunk):
+            for begin in range(0, len(lrs), chunk):
+                if on_chunk((self.run(lrs[begin : begin + chunk]) * 2).tolist()):
+                    return
+
+    class Deaf(ChunkedQuadratic):
+        def run_chunks(self, lrs, chunk, on_chunk):
+            for begin in range(0, len(lrs), chunk):
+                on_chunk(self.run(lrs[begin : begin + chunk]).tolist())
+
+    check_trainer(ChunkedQuadratic())
+    with pytest.raises(AssertionError, match="run_chunks gave other losses than run"):
+        check_trainer(Off())
+    with pytest.raises(AssertionError, match="went on after on_chunk returned True"):
+        check_trainer(Deaf())

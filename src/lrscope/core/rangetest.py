@@ -39,6 +39,14 @@ def _as_losses(values: object, expected: int) -> np.ndarray:
     return losses
 
 
+def _checked(new: list[float], done: int, chunk: int, total: int) -> list[float]:
+    """A chunk handed over by ``Trainer.run_chunks``: one float per step of that chunk."""
+    expected = min(chunk, total - done)
+    if type(new) is not list or len(new) != expected:
+        return _as_losses(new, expected).tolist()
+    return new
+
+
 def auto_chunk(steps: int) -> int:
     """Steps per ``Trainer.run`` call: ~20 host syncs per test, never more than 32 steps of
     overshoot after a divergence."""
@@ -108,38 +116,54 @@ def range_test(
     scan = StopScan(diverge_factor)
     val_step: list[int] = []
     val_loss: list[float] = []
-    stop_reason, stop_step = "completed", None
-    done = 0
+    stop: list[tuple[str, int | None]] = []  # (reason, step) once the test should end
     meter = Progress(len(lrs), "range test", enabled=progress)
+
+    def take(new: list[float]) -> bool:
+        """Record the next chunk's losses; True when the test should stop."""
+        done = len(losses) + len(new)
+        new_smooth = smoother.extend_list(new)
+        losses.extend(new)
+        smoothed.extend(new_smooth)
+        if evaluate is not None and eval_every and done % eval_every < len(new):
+            val_step.append(done)
+            val_loss.append(float(evaluate()))
+        meter.update(done, new[-1])
+        # check_stop on the whole curve so far, without rescanning it every chunk
+        reason, index = scan.extend(new_smooth, new)
+        if reason == "diverged" and not stop_on_divergence:
+            # keep going past a divergence, but never past a non-finite loss
+            finite = np.isfinite(np.array(losses))
+            reason, index = (
+                ("non_finite", int(np.argmin(finite)))
+                if not finite.all()
+                else ("completed", finite.size)
+            )
+        if reason in ("non_finite", "diverged"):
+            stop.append((reason, index))
+            return True
+        return False
+
+    run_chunks = getattr(trainer, "run_chunks", None)
     began = time.perf_counter()
     snapshot = trainer.snapshot()
     try:
-        while done < len(lrs):
-            part = lrs[done : done + chunk]
-            new = _as_losses(trainer.run(part), len(part)).tolist()
-            new_smooth = smoother.extend_list(new)
-            losses += new
-            smoothed += new_smooth
-            done += len(part)
-            if evaluate is not None and eval_every and done % eval_every < len(part):
-                val_step.append(done)
-                val_loss.append(float(evaluate()))
-            meter.update(done, new[-1])
-            # check_stop on the whole curve so far, without rescanning it every chunk
-            reason, index = scan.extend(new_smooth, new)
-            if reason == "diverged" and not stop_on_divergence:
-                # keep going past a divergence, but never past a non-finite loss
-                finite = np.isfinite(np.array(losses))
-                reason, index = (
-                    ("non_finite", int(np.argmin(finite)))
-                    if not finite.all()
-                    else ("completed", finite.size)
+        if callable(run_chunks):
+            # The trainer drives the chunks (fewer round trips); the same steps and losses.
+            run_chunks(lrs, chunk, lambda new: take(_checked(new, len(losses), chunk, lrs.size)))
+            if not stop and len(losses) != lrs.size:
+                raise TrainerError(
+                    f"Trainer.run_chunks returned after {len(losses)} of {lrs.size} steps "
+                    "without being told to stop (on_chunk returned False every time)"
                 )
-            if reason in ("non_finite", "diverged"):
-                stop_reason, stop_step = reason, index
-                break
+        else:
+            for begin in range(0, lrs.size, chunk):
+                part = lrs[begin : begin + chunk]
+                if take(_as_losses(trainer.run(part), len(part)).tolist()):
+                    break
+        stop_reason, stop_step = stop[0] if stop else ("completed", None)
     except KeyboardInterrupt:
-        stop_reason, stop_step = "interrupted", done
+        stop_reason, stop_step = "interrupted", len(losses)
     finally:
         try:
             trainer.restore(snapshot)

@@ -15,7 +15,12 @@ class Trainer(Protocol):
     ``snapshot`` returns a host-side copy of everything a step changes (weights, optimizer
     slots and step counter, BatchNorm statistics, RNG state, loss scaler, data position);
     ``restore`` is its exact (bitwise) inverse. An adapter may also offer ``evaluate() ->
-    float`` (held-out loss on a fixed small subset).
+    float`` (held-out loss on a fixed small subset), and ``run_chunks(lrs, chunk, on_chunk)``:
+    the steps of ``run`` over all of ``lrs``, handing each chunk's losses to ``on_chunk`` (a
+    list of Python floats, one per step) and stopping after the chunk for which it returns
+    True. The range test uses it when present: the trainer keeps its loop between chunks,
+    which spares a small model the per-chunk round trips through ``run`` (see
+    :meth:`lrscope.adapters.torch.TorchTrainer.run_chunks`).
     """
 
     def run(self, lrs: np.ndarray) -> np.ndarray:
