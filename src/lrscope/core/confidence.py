@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from lrscope.core.numeric import std
 from lrscope.core.rules import (
     DEFAULT_RULE,
     EDGE_FACTOR,
@@ -135,7 +136,7 @@ def assess(result: Any) -> Quality:
         half = max(1, round(points * EDGE_WINDOW))
         centred = _centred_median(raw, half)
         lowest = int(np.argmin(centred))
-        start_noise = float(np.std(raw[: min(points, 10)]))
+        start_noise = std(raw[: min(points, 10)])
         fall = float(centred[0] - centred[lowest])
         if lowest == 0 or not fall > 2.0 * start_noise:
             flags.append("never_fell")

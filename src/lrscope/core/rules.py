@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lrscope.core.numeric import std
 from lrscope.errors import invalid
 
 MIN_POINTS = 5
@@ -195,7 +196,9 @@ def _centred_median(values: np.ndarray, half_width: int) -> np.ndarray:
     if n >= 2 * h + 1:
         # Full windows in one vectorised call (the per-point loop dominated the suggestion's
         # cost on small models); only the shrunk windows at the two ends are done one by one.
-        windows = np.lib.stride_tricks.sliding_window_view(values, 2 * h + 1)
+        # The windows gathered by one fancy index (sliding_window_view's set-up alone costs
+        # more than this whole gather and the sort on a 100-point curve).
+        windows = values[np.arange(n - 2 * h)[:, None] + np.arange(2 * h + 1)]
         if np.isnan(values).any():  # np.median's NaN rule: a window with a NaN gives NaN
             out[h : n - h] = np.median(windows, axis=1)
         else:  # an odd window's median is its middle element: a sort is 4x cheaper
@@ -224,7 +227,7 @@ def edge(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) ->
         return early
     centred = _centred_median(curve, max(1, round(lrs.size * EDGE_WINDOW)))
     lowest = int(np.argmin(centred))
-    noise = float(np.std(curve[: min(curve.size, 10)]))
+    noise = std(curve[: min(curve.size, 10)])
     fall = float(centred[0] - centred[lowest])
     if lowest == 0 or not fall > 2.0 * noise:
         return Suggestion(

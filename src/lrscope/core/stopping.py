@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from lrscope.core.numeric import std
 from lrscope.errors import invalid
 
 #: The ways a range test ends.
@@ -50,7 +51,7 @@ def check_stop(smooth: np.ndarray, raw: np.ndarray, diverge_factor: float) -> tu
     finite = smooth[:first_bad]
     best = np.minimum.accumulate(finite)
     with np.errstate(over="ignore", invalid="ignore"):
-        noise = float(np.std(raw[: min(first_bad, NOISE_WINDOW)]))
+        noise = std(raw[: min(first_bad, NOISE_WINDOW)])
         noise = noise if math.isfinite(noise) else 0.0
         scale = np.maximum(finite[0] - best, max(noise, np.finfo(np.float64).tiny))
         over = finite > best + diverge_factor * scale
@@ -153,8 +154,9 @@ def _check_stop_lists(
     smooth: list[float], raw: list[float], diverge_factor: float
 ) -> tuple[tuple[str, int], float]:
     """:func:`check_stop` on Python floats, and the noise floor it used: the same IEEE
-    operations in the same order (one ``np.std`` for the noise, as there), so the same answer
-    bit for bit, without the dozen NumPy calls that cost more than a few points' arithmetic."""
+    operations in the same order (the same :func:`~lrscope.core.numeric.std` for the noise), so
+    the same answer bit for bit, without the dozen NumPy calls that cost more than a few
+    points' arithmetic."""
     n = len(raw)
     if n == 0:
         return ("completed", 0), _TINY
@@ -163,7 +165,7 @@ def _check_stop_lists(
     if first_bad == 0:
         return ("non_finite", 0), _TINY
     with np.errstate(over="ignore", invalid="ignore"):
-        noise = float(np.std(np.array(raw[: min(first_bad, NOISE_WINDOW)])))
+        noise = std(np.array(raw[: min(first_bad, NOISE_WINDOW)]))
     floor = max(noise if isfinite(noise) else 0.0, _TINY)
     start = best = smooth[0]
     for i in range(first_bad):
