@@ -168,6 +168,44 @@ def test_restore_is_bitwise_in_every_outcome(outcome):
     assert not model.training
 
 
+@pytest.mark.parametrize("draws", ["nothing", "uniform_every_step", "the_cached_gaussian"])
+def test_global_numpy_rng_is_restored_however_the_steps_drew_from_it(monkeypatch, draws):
+    """Restore skips NumPy's slow set_state only when the generator's words are unchanged
+    and no cached Gaussian was pending; one legacy normal draw can take that cached value
+    without moving the words, so that case must still be put back."""
+    from lrscope.adapters import torch as adapter
+
+    np.random.seed(11)  # noqa: NPY002
+    if draws == "the_cached_gaussian":
+        np.random.standard_normal()  # noqa: NPY002  (draws a pair, caches the second)
+    calls = {"loss": 0, "set_state": 0}
+    set_state = np.random.set_state
+
+    def counting_set_state(state):
+        calls["set_state"] += 1
+        set_state(state)
+
+    monkeypatch.setattr(np.random, "set_state", counting_set_state)
+
+    def loss_fn(pred, target):
+        calls["loss"] += 1
+        if draws == "uniform_every_step":
+            np.random.random()  # noqa: NPY002
+        elif draws == "the_cached_gaussian" and calls["loss"] == 1:
+            words = adapter._numpy_mt_bytes()
+            np.random.standard_normal()  # noqa: NPY002
+            assert words is not None and adapter._numpy_mt_bytes() == words  # the premise
+        return F.mse_loss(pred, target)
+
+    model = bn_dropout_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    before = everything(model, optimizer)
+    lt.find_lr(model, optimizer, loss_fn, loader(*regression_data()), steps=20, end_lr=1.0)
+    assert calls["loss"] == 20
+    assert_same(before, everything(model, optimizer))
+    assert calls["set_state"] == (0 if draws == "nothing" else 1)
+
+
 def test_training_continues_bitwise_as_if_find_lr_never_ran():
     """Train 5 steps from the user's own (mid-epoch) iterator, range-test, train 5 more: the
     weights equal those of 10 uninterrupted steps, bit for bit."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import itertools
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -110,11 +111,29 @@ def _loader_generators(loader: Any) -> list[Any]:
     return found
 
 
+#: Bytes of NumPy's ``mt19937_state`` struct: ``uint32_t key[624]; int pos``.
+_MT19937_BYTES = 624 * 4 + 4
+
+
+def _numpy_mt_bytes() -> bytes | None:
+    """The raw state of the legacy global NumPy RNG's MT19937 (~2 us: reading it through
+    ``np.random.get_state()`` costs ~100 us, a Python-level copy of 624 words), or None where
+    it cannot be read this way."""
+    try:
+        generator = np.random.mtrand._rand._bit_generator
+        if type(generator).__name__ != "MT19937":
+            return None
+        return ctypes.string_at(generator.ctypes.state_address, _MT19937_BYTES)
+    except Exception:  # another NumPy layout: compare nothing, always restore
+        return None
+
+
 def _global_rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         # The legacy global NumPy RNG is user state too (np.random.* in datasets, augmentations).
         "numpy": np.random.get_state(),  # noqa: NPY002
+        "numpy_mt": _numpy_mt_bytes(),
         "python": random.getstate(),
     }
     # Only when CUDA is in use: querying it would otherwise initialise CUDA as a side effect.
@@ -125,7 +144,11 @@ def _global_rng_state() -> dict[str, Any]:
 
 def _set_global_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
+    saved, mt = state["numpy"], state.get("numpy_mt")
+    # Skipped (~100 us) when nothing drew from it: the generator's words are unchanged and no
+    # cached Gaussian was pending (a legacy normal draw may take that without moving them).
+    if mt is None or saved[3] or _numpy_mt_bytes() != mt:
+        np.random.set_state(saved)  # noqa: NPY002
     random.setstate(state["python"])
     if "cuda" in state:
         torch.cuda.set_rng_state_all(state["cuda"])
