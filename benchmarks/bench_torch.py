@@ -137,9 +137,9 @@ def main() -> None:
             "- timed finder call: the range test and the finder's default suggestion (lrscope: "
             "find_lr + result.suggest(); the valley column is computed untimed)",
             "- lrscope-adapter: the PyTorch adapter alone, built per call as find_lr builds it "
-            "(snapshot, every chunk of the ramp, restore) without the engine's per-chunk "
-            "smoothing and stop checks or a suggestion, to show which part of lrscope's cost is "
-            "which; it always runs all steps",
+            "(snapshot, every chunk of the ramp through run_chunks, restore) without the "
+            "engine's per-chunk smoothing and stop checks or a suggestion, to show which part "
+            "of lrscope's cost is which; it always runs all steps",
             "- peak RSS: the finder's own process, imports included",
             "- restored: weights (state_dict) and torch's global RNG equal before and after, "
             "using each tool as documented (torch-lr-finder: `reset()`)",

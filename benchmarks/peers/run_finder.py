@@ -65,8 +65,9 @@ def run_lrscope(task: tasks.Task, seed: int) -> dict[str, Any]:
 
 def run_lrscope_adapter(task: tasks.Task, seed: int) -> dict[str, Any]:
     """lrscope's PyTorch adapter alone, used as find_lr uses it (a new trainer per call,
-    snapshot, every chunk of the ramp, restore, close); no engine bookkeeping (smoothing,
-    stop checks). Separates the adapter's cost from the engine's in the table."""
+    snapshot, every chunk of the ramp through ``run_chunks``, restore, close); no engine
+    bookkeeping (smoothing, stop checks). Separates the adapter's cost from the engine's in the
+    table."""
     import lrscope
     import lrscope.torch
     from lrscope.core.rangetest import auto_chunk
@@ -82,8 +83,7 @@ def run_lrscope_adapter(task: tasks.Task, seed: int) -> dict[str, Any]:
         trainer._replayable = False  # as in find_lr: one snapshot, before the first batch
         state = trainer.snapshot()
         try:
-            for start in range(0, task.steps, chunk):
-                trainer.run(ramp[start : start + chunk])
+            trainer.run_chunks(ramp, chunk, lambda losses: False)  # never stops early
         finally:
             trainer.restore(state)
             trainer.close()
