@@ -1,0 +1,171 @@
+"""find_lr's cost beyond a bare PyTorch loop: this checkout against an earlier git revision,
+interleaved in one process.
+
+Two runs of ``bench_torch.py`` minutes apart differ by more than a small change saves on a
+shared machine, so a before/after claim needs both versions timed side by side. This copies
+``REV``'s ``src/lrscope`` (``git archive``) into a temporary folder as the package
+``lrscope_rev`` (every ``lrscope.`` renamed), imports both, and for each repeat times, in a
+random order: ``find_lr`` + ``suggest()`` of this checkout, the same of ``REV``, and the bare
+loop of ``bench_torch.py`` (same steps, LRs and batches). Every call starts from the same
+weights, optimizer state and batch order; the table says whether both revisions and the bare
+loop gave the same losses bit for bit, and both revisions the same suggestion.
+
+Run from the repo root (not part of ``make bench``: it needs a revision)::
+
+    .venv/bin/python benchmarks/compare_revisions.py 9190a7b --task linreg --repeats 101
+
+writes ``benchmarks/results/compare_revisions.md`` (the latest comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import io
+import os
+import pathlib
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from machine import cpu_model  # benchmarks/machine.py
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
+import tasks  # noqa: E402  (benchmarks/peers/tasks.py)
+
+import lrscope  # noqa: E402
+import lrscope.torch  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "compare_revisions.md"
+
+
+def import_revision(rev: str, folder: pathlib.Path) -> Any:
+    """``REV``'s lrscope package, importable next to this checkout's as ``lrscope_rev``."""
+    archive = subprocess.run(
+        ["git", "archive", rev, "src/lrscope"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    package = folder / "lrscope_rev"
+    (folder / "src" / "lrscope").rename(package)
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        text = re.sub(r"\blrscope\.", "lrscope_rev.", text)
+        text = re.sub(r"\bfrom lrscope import\b", "from lrscope_rev import", text)
+        text = re.sub(r"^import lrscope$", "import lrscope_rev", text, flags=re.MULTILINE)
+        path.write_text(text)
+    sys.path.insert(0, str(folder))
+    import lrscope_rev
+    import lrscope_rev.torch  # the adapter, as find_lr's users import it
+
+    return lrscope_rev
+
+
+def compare(rev: str, name: str, repeats: int, package: Any) -> list[str]:
+    task = tasks.TASKS[name]
+    net = tasks.model(task, 0)
+    opt = tasks.optimizer(task, net.parameters())
+    data = tasks.loader(task, 0)
+    options = {"start_lr": task.start_lr, "end_lr": task.end_lr, "steps": task.steps}
+    steps = lrscope.torch.find_lr(net, opt, task.loss, data, **options).n_steps
+    ramp = lrscope.lr_ramp(task.start_lr, task.end_lr, task.steps)[:steps].tolist()
+    weights = {key: value.clone() for key, value in net.state_dict().items()}
+    batch_order = data.generator.get_state()
+
+    def finder(module: Any) -> Callable[[], tuple[list[float], float | None]]:
+        def call() -> tuple[list[float], float | None]:
+            result = module.torch.find_lr(net, opt, task.loss, data, **options)
+            return result.loss.tolist(), result.suggest().lr
+
+        return call
+
+    runners = {
+        "this checkout": finder(lrscope),
+        rev: finder(package),
+        "bare loop": lambda: (tasks.plain_steps(task, net, opt, data, ramp), None),
+    }
+    times: dict[str, list[float]] = {key: [] for key in runners}
+    same_losses = same_suggestion = True
+    for repeat in range(repeats + 1):  # the first round is the warm-up
+        order = list(runners.items())
+        random.shuffle(order)
+        out = {}
+        for key, call in order:
+            net.load_state_dict(weights)
+            opt.state.clear()
+            data.generator.set_state(batch_order)
+            gc.collect()
+            began = time.perf_counter()
+            out[key] = call()
+            if repeat:
+                times[key].append(time.perf_counter() - began)
+        losses = [out[key][0] for key in runners]
+        same_losses = same_losses and losses[0] == losses[1] == losses[2]
+        same_suggestion = same_suggestion and out["this checkout"][1] == out[rev][1]
+    bare = times["bare loop"]
+    lines = []
+    for key in ("this checkout", rev):
+        pairs = list(zip(times[key], bare, strict=True))
+        lines.append(
+            f"| {name} | {steps} | {key} | {1e3 * statistics.median(times[key]):.2f} | "
+            f"{1e3 * statistics.median(bare):.2f} | "
+            f"{1e3 * statistics.median(t - b for t, b in pairs):.2f} | "
+            f"{statistics.median(t / b for t, b in pairs):.3f}x | "
+            f"{'yes' if same_losses else 'NO'} | {'yes' if same_suggestion else 'NO'} |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rev", help="the git revision to compare with (e.g. a commit hash)")
+    parser.add_argument("--task", action="append", choices=sorted(tasks.TASKS))
+    parser.add_argument("--repeats", type=int, default=101)
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS, help="the table's file")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as folder:
+        package = import_revision(args.rev, pathlib.Path(folder))
+        lines = [
+            "| task | steps | code | find_lr + suggest ms | bare loop ms | over the bare loop "
+            "ms | ratio | same losses | same suggestion |",
+            "|---|---:|---|---:|---:|---:|---:|---|---|",
+        ]
+        for name in args.task or ["linreg"]:
+            lines += compare(args.rev, name, args.repeats, package)
+    text = "\n".join(
+        [
+            f"# find_lr's cost beyond a bare loop: this checkout against {args.rev}",
+            "",
+            f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+            f"- machine: {os.cpu_count()} CPUs, {cpu_model()}, torch {torch.__version__}, "
+            "1 torch thread",
+            f"- command: `.venv/bin/python benchmarks/compare_revisions.py {args.rev} "
+            + " ".join(f"--task {name}" for name in args.task or ["linreg"])
+            + f" --repeats {args.repeats}`",
+            "- both revisions and the bare loop in one process, in a random order per repeat, "
+            "each from the same weights, optimizer state and batch order; medians over the "
+            "repeats; over the bare loop and ratio are medians of each repeat's difference "
+            "and ratio",
+            "",
+            *lines,
+            "",
+        ]
+    )
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
