@@ -30,3 +30,11 @@ def test_std_is_np_std_bit_for_bit(values, scale):
 def test_std_of_nothing_is_nan_and_of_known_values_is_the_closed_form():
     assert math.isnan(std(np.zeros(0)))
     assert std(np.array([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])) == 2.0
+
+
+def test_the_docstring_example_runs():
+    import doctest
+
+    import lrscope.core.numeric
+
+    assert doctest.testmod(lrscope.core.numeric).failed == 0
