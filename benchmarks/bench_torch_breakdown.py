@@ -41,11 +41,11 @@ from lrscope.adapters.torch import TorchTrainer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "torch_breakdown.md"
 REPEATS = 41
-PARTS = ("steps", "snapshot", "restore", "suggest")
+PARTS = ("loop", "snapshot", "restore", "suggest")
 #: TorchTrainer methods timed, and the part each one's time goes to
 WRAPPED = {
-    "_run_plain": "steps",
-    "_run_general": "steps",
+    "_run_plain": "loop",
+    "_run_general": "loop",
     "snapshot": "snapshot",
     "restore": "restore",
 }
@@ -121,7 +121,7 @@ def measure(name: str) -> dict[str, float]:
     out["rest"] = statistics.median(
         f - sum(rows[p][i] for p in PARTS) for i, f in enumerate(rows["find"])
     )
-    pairs = list(zip(rows["find"], rows["steps"], rows["bare"], strict=True))
+    pairs = list(zip(rows["find"], rows["loop"], rows["bare"], strict=True))
     out["steps_extra"] = statistics.median(r - b for _, r, b in pairs)
     out["ratio"] = statistics.median(f / b for f, _, b in pairs)
     out["steps"] = steps

@@ -354,8 +354,8 @@ class TorchTrainer:
         chunk for which it returns True.
 
         The same steps and losses as calling :meth:`run` once per chunk, without the round
-        trips through NumPy between chunks (what the range test engine uses when a trainer
-        offers it: measured, those cost more per chunk than the engine's own bookkeeping)."""
+        trips through NumPy arrays between chunks; the range test engine uses it when a trainer
+        offers it (docs/design.md, "Who drives the chunks")."""
         values = np.asarray(lrs, dtype=np.float64).reshape(-1).tolist()
         steps = self._step_loop()
         model = self.model
