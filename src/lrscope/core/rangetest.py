@@ -43,7 +43,8 @@ def _checked(new: list[float], done: int, chunk: int, total: int) -> list[float]
     """A chunk handed over by ``Trainer.run_chunks``: one float per step of that chunk."""
     expected = min(chunk, total - done)
     if type(new) is not list or len(new) != expected:
-        return _as_losses(new, expected).tolist()
+        converted: list[float] = _as_losses(new, expected).tolist()
+        return converted
     return new
 
 
