@@ -63,14 +63,8 @@ def timed(spent: dict[str, float], key: str, fn: Callable[..., Any]) -> Callable
 
 
 def measure(name: str) -> dict[str, float]:
-    task = tasks.TASKS[name]
-    net = tasks.model(task, 0)
-    opt = tasks.optimizer(task, net.parameters())
-    data = tasks.loader(task, 0)
-    options = {"start_lr": task.start_lr, "end_lr": task.end_lr, "steps": task.steps}
-    steps = lrscope.torch.find_lr(net, opt, task.loss, data, **options).n_steps
-    ramp = lrscope.lr_ramp(task.start_lr, task.end_lr, task.steps)[:steps].tolist()
-    weights = {k: v.clone() for k, v in net.state_dict().items()}
+    setup = tasks.paired(name)
+    task, net, opt, data = setup.task, setup.net, setup.opt, setup.data
     spent = dict.fromkeys(PARTS, 0.0)
     originals = {method: getattr(TorchTrainer, method) for method in WRAPPED}
     for method, fn in originals.items():
@@ -78,29 +72,19 @@ def measure(name: str) -> dict[str, float]:
     suggest = timed(spent, "suggest", lambda result: result.suggest())
 
     def find() -> list[float]:
-        result = lrscope.torch.find_lr(net, opt, task.loss, data, **options)
+        result = lrscope.torch.find_lr(net, opt, task.loss, data, **setup.options)
         suggest(result)
         return result.loss.tolist()
 
-    def bare() -> list[float]:
-        return tasks.plain_steps(task, net, opt, data, ramp)
-
     rows: dict[str, list[float]] = {key: [] for key in ("find", "bare", *PARTS)}
-    # The loader shuffles with its own generator, which the bare loop advances and find_lr
-    # puts back: reset before every run, both train on the same batches every time (without
-    # this the bare loops trained on other batch orders, whose high-LR steps took up to 8%
-    # longer on the CNN than find_lr's).
-    batch_order = data.generator.get_state()
     same = True
     try:
         for repeat in range(REPEATS + 1):  # the first pair is the warm-up
-            order = [("find", find), ("bare", bare)]
+            order = [("find", find), ("bare", setup.bare)]
             random.shuffle(order)
             losses = {}
             for key, fn in order:
-                net.load_state_dict(weights)
-                opt.state.clear()
-                data.generator.set_state(batch_order)
+                setup.reset()
                 for part in PARTS:
                     spent[part] = 0.0
                 gc.collect()
@@ -124,7 +108,7 @@ def measure(name: str) -> dict[str, float]:
     pairs = list(zip(rows["find"], rows["loop"], rows["bare"], strict=True))
     out["steps_extra"] = statistics.median(r - b for _, r, b in pairs)
     out["ratio"] = statistics.median(f / b for f, _, b in pairs)
-    out["steps"] = steps
+    out["steps"] = setup.steps
     out["same"] = same
     return out
 

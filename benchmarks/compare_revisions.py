@@ -72,19 +72,13 @@ def import_revision(rev: str, folder: pathlib.Path) -> Any:
 
 
 def compare(rev: str, name: str, repeats: int, package: Any) -> list[str]:
-    task = tasks.TASKS[name]
-    net = tasks.model(task, 0)
-    opt = tasks.optimizer(task, net.parameters())
-    data = tasks.loader(task, 0)
-    options = {"start_lr": task.start_lr, "end_lr": task.end_lr, "steps": task.steps}
-    steps = lrscope.torch.find_lr(net, opt, task.loss, data, **options).n_steps
-    ramp = lrscope.lr_ramp(task.start_lr, task.end_lr, task.steps)[:steps].tolist()
-    weights = {key: value.clone() for key, value in net.state_dict().items()}
-    batch_order = data.generator.get_state()
+    setup = tasks.paired(name)
 
     def finder(module: Any) -> Callable[[], tuple[list[float], float | None]]:
         def call() -> tuple[list[float], float | None]:
-            result = module.torch.find_lr(net, opt, task.loss, data, **options)
+            result = module.torch.find_lr(
+                setup.net, setup.opt, setup.task.loss, setup.data, **setup.options
+            )
             return result.loss.tolist(), result.suggest().lr
 
         return call
@@ -92,7 +86,7 @@ def compare(rev: str, name: str, repeats: int, package: Any) -> list[str]:
     runners = {
         "this checkout": finder(lrscope),
         rev: finder(package),
-        "bare loop": lambda: (tasks.plain_steps(task, net, opt, data, ramp), None),
+        "bare loop": lambda: (setup.bare(), None),
     }
     times: dict[str, list[float]] = {key: [] for key in runners}
     same_losses = same_suggestion = True
@@ -101,9 +95,7 @@ def compare(rev: str, name: str, repeats: int, package: Any) -> list[str]:
         random.shuffle(order)
         out = {}
         for key, call in order:
-            net.load_state_dict(weights)
-            opt.state.clear()
-            data.generator.set_state(batch_order)
+            setup.reset()
             gc.collect()
             began = time.perf_counter()
             out[key] = call()
@@ -117,7 +109,7 @@ def compare(rev: str, name: str, repeats: int, package: Any) -> list[str]:
     for key in ("this checkout", rev):
         pairs = list(zip(times[key], bare, strict=True))
         lines.append(
-            f"| {name} | {steps} | {key} | {1e3 * statistics.median(times[key]):.2f} | "
+            f"| {name} | {setup.steps} | {key} | {1e3 * statistics.median(times[key]):.2f} | "
             f"{1e3 * statistics.median(bare):.2f} | "
             f"{1e3 * statistics.median(t - b for t, b in pairs):.2f} | "
             f"{statistics.median(t / b for t, b in pairs):.3f}x | "
