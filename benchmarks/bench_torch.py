@@ -19,11 +19,13 @@ table (valley) is computed outside the timing, since no peer computes an extra r
 thread per process. The table gives medians.
 
 Run from the repo root: ``.venv/bin/python benchmarks/bench_torch.py``; writes
-``benchmarks/results/torch.md``.
+``benchmarks/results/torch.md``. ``--smoke`` (tested): the linear regression, lrscope's two
+rows only, 3 repeats, a few seconds; ``--out`` writes the table elsewhere.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -32,26 +34,28 @@ import statistics
 import subprocess
 import sys
 
-from machine import cpu_model  # benchmarks/machine.py
+from machine import cpu_model, median_interval  # benchmarks/machine.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PEERS = ROOT / "benchmarks" / "peers"
 BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 RESULTS = ROOT / "benchmarks" / "results" / "torch.md"
-REPEATS = 21
+#: Timed calls per (finder, task). More on the fast tasks, where a few milliseconds of noise
+#: is several percent of a call; the interval in the table says how far that noise reaches.
+REPEATS = {"linreg": 41, "digits_mlp": 41, "digits_cnn": 21}
 FINDERS = ("lrscope", "lrscope-adapter", "torch-lr-finder", "fastai", "lightning")
 TASKS = ("linreg", "digits_mlp", "digits_cnn")
 sys.path.insert(0, str(PEERS))
 
 
-def run_one(finder: str, task: str) -> dict[str, object]:
+def run_one(finder: str, task: str, repeats: int) -> dict[str, object]:
     ours = finder.startswith("lrscope")
     python = sys.executable if ours else str(BENCH_PYTHON)
     if not ours and not BENCH_PYTHON.exists():
         return {"error": "not installed (bash benchmarks/peers/setup.sh)"}
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MPLBACKEND": "Agg"}
     proc = subprocess.run(
-        [python, str(PEERS / "run_finder.py"), finder, task, str(REPEATS)],
+        [python, str(PEERS / "run_finder.py"), finder, task, str(repeats)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -70,36 +74,48 @@ def fmt_lr(value: object) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--smoke", action="store_true", help="linreg, lrscope's rows, 3 repeats (the test)"
+    )
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS, help="the table's file")
+    args = parser.parse_args()
+    task_names = ("linreg",) if args.smoke else TASKS
+    finders = FINDERS[:2] if args.smoke else FINDERS
+    repeats = {name: 3 if args.smoke else REPEATS[name] for name in task_names}
+
     import tasks  # benchmarks/peers/tasks.py
     import torch
 
     rows = [
-        "| task | finder | iterations | wall s | bare loop s | ratio | peak RSS MB | suggestion "
-        "| weights restored | RNG restored |",
-        "|---|---|---:|---:|---:|---:|---:|---|---|---|",
+        "| task | finder | iterations | wall s | bare loop s | ratio | ratio, 95% interval "
+        "| peak RSS MB | suggestion | weights restored | RNG restored |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
-    for task in TASKS:
-        for finder in FINDERS:
-            out = run_one(finder, task)
+    for task in task_names:
+        for finder in finders:
+            out = run_one(finder, task, repeats[task])
             if "error" in out:
-                rows.append(f"| {task} | {finder} | | | | | | {out['error']} | | |")
+                rows.append(f"| {task} | {finder} | | | | | | | {out['error']} | | |")
                 print(rows[-1], flush=True)
                 continue
             wall = statistics.median(out["times"])  # type: ignore[arg-type]
             bare = statistics.median(out["bare_times"])  # type: ignore[arg-type]
             # The median of each call's ratio to the bare loop it was paired with: a slow
             # stretch of the shared machine slows both halves of a pair, not one median.
-            ratio = statistics.median(
+            ratios = [
                 t / b
                 for t, b in zip(out["times"], out["bare_times"], strict=True)  # type: ignore[call-overload]
-            )
+            ]
+            ratio = statistics.median(ratios)
+            low, high, _ = median_interval(ratios)
             suggestions = ", ".join(
                 f"{name} {fmt_lr(lr)}"
                 for name, lr in out["suggestions"].items()  # type: ignore[union-attr]
             )
             rows.append(
                 f"| {task} | {finder} | {out['iterations']} | {wall:.3f} | {bare:.3f} | "
-                f"{ratio:.2f}x | {out['peak_rss_mb']:.0f} | {suggestions} | "
+                f"{ratio:.2f}x | {low:.2f}-{high:.2f} | {out['peak_rss_mb']:.0f} | {suggestions} | "
                 f"{'yes' if out['weights_restored'] else 'NO'} | "
                 f"{'yes' if out['rng_restored'] else 'NO'} |"
             )
@@ -112,7 +128,7 @@ def main() -> None:
     task_lines = [
         f"  - {t.name}: {t.description}; batch {t.batch_size}, LR {t.start_lr:g} -> "
         f"{t.end_lr:g}, {t.steps} steps"
-        for t in (tasks.TASKS[name] for name in TASKS)
+        for t in (tasks.TASKS[name] for name in task_names)
     ]
     text = "\n".join(
         [
@@ -121,16 +137,22 @@ def main() -> None:
             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
             f"- machine: {nproc} CPUs (nproc), {cpu_model()}, torch {torch.__version__}, "
             "1 torch thread per process",
-            "- command: `.venv/bin/python benchmarks/bench_torch.py` (peers from `.venv-bench`, "
-            "made by `bash benchmarks/peers/setup.sh`)",
+            "- command: `.venv/bin/python benchmarks/bench_torch.py"
+            + (" --smoke" if args.smoke else "")
+            + "` (peers from `.venv-bench`, made by `bash benchmarks/peers/setup.sh`)",
             "- tasks:",
             *task_lines,
-            f"- wall s / bare loop s: medians of {REPEATS} repeats after one warm-up; the bare "
+            "- wall s / bare loop s: medians of "
+            + ", ".join(f"{repeats[t]} ({t})" for t in task_names)
+            + " repeats after one warm-up; the bare "
             "loop is the plain PyTorch loop (set the LR, zero_grad, forward, loss, backward, "
             "step) for the same number of steps, paired with each finder call (alternately "
             "before and after "
             "it; gc.collect() before every timed region); ratio = median over the repeats of "
-            "(finder call / its paired bare loop) (target for lrscope: <= 1.05x)",
+            "(finder call / its paired bare loop) (target for lrscope: <= 1.05x); its 95% "
+            "interval: distribution-free, for the median of the pairs' ratios (order "
+            "statistics, exact binomial coverage; `median_interval` in benchmarks/machine.py): "
+            "the ratios this shared machine's noise leaves possible",
             "- every timed call starts from the same weights and the same batch order (the "
             "loader's generator and the global RNGs are put back before it; the torch loaders "
             "then yield the bare loop's batches; fastai shuffles with its own loader)",
@@ -150,8 +172,8 @@ def main() -> None:
             "",
         ]
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
     print(text)
 
 

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from machine import cpu_model  # benchmarks/machine.py
+from machine import cpu_model, median_interval  # benchmarks/machine.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
@@ -107,12 +107,20 @@ def compare(rev: str, name: str, repeats: int, package: Any) -> list[str]:
     bare = times["bare loop"]
     lines = []
     for key in ("this checkout", rev):
-        pairs = list(zip(times[key], bare, strict=True))
+        over = [1e3 * (t - b) for t, b in zip(times[key], bare, strict=True)]
+        low, high, _ = median_interval(over)
+        if key == rev:
+            change = ""
+        else:  # this checkout - REV, repeat by repeat: what the change itself costs or saves
+            diff = [1e3 * (t - r) for t, r in zip(times[key], times[rev], strict=True)]
+            d_low, d_high, _ = median_interval(diff)
+            change = f"{statistics.median(diff):+.2f} ({d_low:+.2f} to {d_high:+.2f})"
         lines.append(
             f"| {name} | {setup.steps} | {key} | {1e3 * statistics.median(times[key]):.2f} | "
             f"{1e3 * statistics.median(bare):.2f} | "
-            f"{1e3 * statistics.median(t - b for t, b in pairs):.2f} | "
-            f"{statistics.median(t / b for t, b in pairs):.3f}x | "
+            f"{statistics.median(over):.2f} ({low:.2f} to {high:.2f}) | "
+            f"{statistics.median(t / b for t, b in zip(times[key], bare, strict=True)):.3f}x | "
+            f"{change} | "
             f"{'yes' if same_losses else 'NO'} | {'yes' if same_suggestion else 'NO'} |"
         )
         print(lines[-1], flush=True)
@@ -131,8 +139,9 @@ def main() -> None:
         package = import_revision(args.rev, pathlib.Path(folder))
         lines = [
             "| task | steps | code | find_lr + suggest ms | bare loop ms | over the bare loop "
-            "ms | ratio | same losses | same suggestion |",
-            "|---|---:|---|---:|---:|---:|---:|---|---|",
+            f"ms (95% interval) | ratio | this checkout - {args.rev} ms (95% interval) "
+            "| same losses | same suggestion |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---|---|",
         ]
         for name in args.task or ["linreg"]:
             lines += compare(args.rev, name, args.repeats, package)
@@ -148,8 +157,10 @@ def main() -> None:
             + f" --repeats {args.repeats}`",
             "- both revisions and the bare loop in one process, in a random order per repeat, "
             "each from the same weights, optimizer state and batch order; medians over the "
-            "repeats; over the bare loop and ratio are medians of each repeat's difference "
-            "and ratio",
+            "repeats; over the bare loop, ratio and this checkout - REV are medians of each "
+            "repeat's difference or ratio; their 95% intervals are distribution-free intervals "
+            "for those medians (`median_interval` in benchmarks/machine.py): a change is "
+            "measured only when its interval excludes 0",
             "",
             *lines,
             "",

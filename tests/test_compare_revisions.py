@@ -21,7 +21,7 @@ def test_compare_with_head_gives_one_row_per_revision_and_the_same_losses(tmp_pa
             "benchmarks/compare_revisions.py",
             "HEAD",
             "--repeats",
-            "2",
+            "7",
             "--out",
             str(out),
         ],
@@ -40,5 +40,13 @@ def test_compare_with_head_gives_one_row_per_revision_and_the_same_losses(tmp_pa
     for row in rows:
         finder_ms, bare_ms, ratio = float(row[3]), float(row[4]), float(row[6].strip().rstrip("x"))
         assert finder_ms > 0 and bare_ms > 0 and ratio > 0
-        assert row[7].strip() == "yes"  # both revisions and the bare loop: the same losses
-        assert row[8].strip() == "yes"  # and both revisions the same suggestion
+        over, interval = row[5].split("(")
+        low, high = (float(v) for v in interval.rstrip(") ").split(" to "))
+        assert low <= float(over) <= high  # the median lies inside its own interval
+        assert row[8].strip() == "yes"  # both revisions and the bare loop: the same losses
+        assert row[9].strip() == "yes"  # and both revisions the same suggestion
+    # this checkout - HEAD, repeat by repeat, on the checkout's row only
+    change, interval = rows[0][7].split("(")
+    low, high = (float(v) for v in interval.rstrip(") ").split(" to "))
+    assert low <= float(change) <= high
+    assert rows[1][7].strip() == ""

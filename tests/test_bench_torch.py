@@ -1,0 +1,49 @@
+"""benchmarks/bench_torch.py --smoke: the peer benchmark's own code path (run_finder.py in a
+subprocess, the pairing with the bare loop, the table) on the linear regression, lrscope's
+rows only (the peers need .venv-bench, which CI does not build)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import needs
+
+pytestmark = [pytest.mark.torch, needs("torch")]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_smoke_run_writes_a_table_whose_rows_parse_and_say_restored(tmp_path):
+    out = tmp_path / "torch.md"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_torch.py", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "- command: `.venv/bin/python benchmarks/bench_torch.py --smoke`" in text
+    assert "- machine:" in text and "- date:" in text
+    rows = {
+        cells[1]: cells
+        for cells in (
+            [c.strip() for c in line.split("|")[1:-1]]
+            for line in text.splitlines()
+            if line.startswith("| linreg")
+        )
+    }
+    assert set(rows) == {"lrscope", "lrscope-adapter"}
+    for cells in rows.values():
+        iterations, wall, bare = int(cells[2]), float(cells[3]), float(cells[4])
+        ratio = float(cells[5].rstrip("x"))
+        low, high = (float(v) for v in cells[6].split("-"))
+        assert iterations > 0 and wall > 0 and bare > 0
+        assert low <= ratio <= high  # the median inside its own interval
+        assert cells[9] == "yes" and cells[10] == "yes"  # weights and RNG restored
+    # find_lr stops at the divergence (it has fewer steps than the 100 of the ramp); the
+    # adapter row runs the whole ramp; the suggestion is a number
+    assert int(rows["lrscope"][2]) < int(rows["lrscope-adapter"][2]) == 100
+    assert float(rows["lrscope"][8].split("lrscope default ")[1].split(",")[0]) > 0
