@@ -12,11 +12,13 @@ in between evict its code and data from the CPU caches). The wrappers add well u
 microsecond per call.
 
 Run from the repo root: ``.venv/bin/python benchmarks/bench_torch_breakdown.py``; writes
-``benchmarks/results/torch_breakdown.md``.
+``benchmarks/results/torch_breakdown.md``. ``--smoke`` (tested): the linear regression, 3
+pairs; ``--out`` writes the table elsewhere.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import gc
 import os
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from machine import cpu_model  # benchmarks/machine.py
+from machine import cpu_model, median_interval  # benchmarks/machine.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
@@ -62,7 +64,7 @@ def timed(spent: dict[str, float], key: str, fn: Callable[..., Any]) -> Callable
     return wrapper
 
 
-def measure(name: str) -> dict[str, float]:
+def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
     setup = tasks.paired(name)
     task, net, opt, data = setup.task, setup.net, setup.opt, setup.data
     spent = dict.fromkeys(PARTS, 0.0)
@@ -79,7 +81,7 @@ def measure(name: str) -> dict[str, float]:
     rows: dict[str, list[float]] = {key: [] for key in ("find", "bare", *PARTS)}
     same = True
     try:
-        for repeat in range(REPEATS + 1):  # the first pair is the warm-up
+        for repeat in range(repeats + 1):  # the first pair is the warm-up
             order = [("find", find), ("bare", setup.bare)]
             random.shuffle(order)
             losses = {}
@@ -106,26 +108,37 @@ def measure(name: str) -> dict[str, float]:
         f - sum(rows[p][i] for p in PARTS) for i, f in enumerate(rows["find"])
     )
     pairs = list(zip(rows["find"], rows["loop"], rows["bare"], strict=True))
-    out["steps_extra"] = statistics.median(r - b for _, r, b in pairs)
-    out["ratio"] = statistics.median(f / b for f, _, b in pairs)
+    extra = [r - b for _, r, b in pairs]
+    ratios = [f / b for f, _, b in pairs]
+    out["steps_extra"] = statistics.median(extra)
+    out["steps_extra_interval"] = median_interval(extra)[:2]
+    out["ratio"] = statistics.median(ratios)
+    out["ratio_interval"] = median_interval(ratios)[:2]
     out["steps"] = setup.steps
     out["same"] = same
     return out
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="linreg, 3 pairs (the test)")
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS, help="the table's file")
+    args = parser.parse_args()
+    repeats = 3 if args.smoke else REPEATS
     torch.set_num_threads(1)
     header = (
-        "| task | steps | bare loop ms | find_lr + suggest ms | ratio | steps beyond the bare "
-        "loop ms | snapshot ms | restore ms | suggest ms | hand-over, engine and set-up ms | "
-        "same losses |"
+        "| task | steps | bare loop ms | find_lr + suggest ms | ratio (95% interval) | steps "
+        "beyond the bare loop ms (95% interval) | snapshot ms | restore ms | suggest ms | "
+        "hand-over, engine and set-up ms | same losses |"
     )
     lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for name in ("linreg", "digits_mlp", "digits_cnn"):
-        m = measure(name)
+    for name in ("linreg",) if args.smoke else ("linreg", "digits_mlp", "digits_cnn"):
+        m = measure(name, repeats)
         lines.append(
             f"| {name} | {m['steps']:.0f} | {1e3 * m['bare']:.2f} | {1e3 * m['find']:.2f} | "
-            f"{m['ratio']:.3f}x | {1e3 * m['steps_extra']:.2f} | {1e3 * m['snapshot']:.2f} | "
+            f"{m['ratio']:.3f}x ({m['ratio_interval'][0]:.3f}-{m['ratio_interval'][1]:.3f}) | "
+            f"{1e3 * m['steps_extra']:.2f} ({1e3 * m['steps_extra_interval'][0]:.2f} to "
+            f"{1e3 * m['steps_extra_interval'][1]:.2f}) | {1e3 * m['snapshot']:.2f} | "
             f"{1e3 * m['restore']:.2f} | {1e3 * m['suggest']:.2f} | {1e3 * m['rest']:.2f} | "
             f"{'yes' if m['same'] else 'NO'} |"
         )
@@ -137,10 +150,13 @@ def main() -> None:
             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
             f"- machine: {os.cpu_count()} CPUs, {cpu_model()}, torch {torch.__version__}, "
             "1 torch thread",
-            "- command: `.venv/bin/python benchmarks/bench_torch_breakdown.py`",
-            f"- medians of {REPEATS} pairs (find_lr + suggest, and a bare loop of the same "
+            "- command: `.venv/bin/python benchmarks/bench_torch_breakdown.py"
+            + (" --smoke`" if args.smoke else "`"),
+            f"- medians of {repeats} pairs (find_lr + suggest, and a bare loop of the same "
             "steps at the same LRs on the same objects, random order per pair); ratio = "
-            "median of the pairs' ratios; steps beyond the bare loop = median over pairs of "
+            "median of the pairs' ratios; 95% intervals: distribution-free, for those medians "
+            "(`median_interval` in benchmarks/machine.py); steps beyond the bare loop = median "
+            "over pairs of "
             "(time inside TorchTrainer's step loops - the paired bare loop); hand-over, engine "
             "and set-up = find_lr + suggest - steps - snapshot - restore - suggest (the "
             "per-chunk transfer of the losses, the engine's bookkeeping, the set-up)",
@@ -155,7 +171,7 @@ def main() -> None:
             "",
         ]
     )
-    RESULTS.write_text(text)
+    args.out.write_text(text)
     print(text)
 
 

@@ -47,3 +47,30 @@ def test_smoke_run_writes_a_table_whose_rows_parse_and_say_restored(tmp_path):
     # adapter row runs the whole ramp; the suggestion is a number
     assert int(rows["lrscope"][2]) < int(rows["lrscope-adapter"][2]) == 100
     assert float(rows["lrscope"][8].split("lrscope default ")[1].split(",")[0]) > 0
+
+
+def test_breakdown_smoke_run_parts_add_up_and_the_losses_match_the_bare_loop(tmp_path):
+    out = tmp_path / "breakdown.md"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_torch_breakdown.py", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "- command: `.venv/bin/python benchmarks/bench_torch_breakdown.py --smoke`" in text
+    (row,) = [
+        [c.strip() for c in line.split("|")[1:-1]]
+        for line in text.splitlines()
+        if line.startswith("| linreg")
+    ]
+    ratio, interval = row[4].split(" (")
+    low, high = (float(v) for v in interval.rstrip(")").split("-"))
+    assert low <= float(ratio.rstrip("x")) <= high
+    snapshot, restore, suggest = float(row[6]), float(row[7]), float(row[8])
+    assert snapshot > 0 and restore > 0 and suggest > 0  # each part was timed, in ms
+    # the parts are a share of the whole find_lr call, not more
+    assert snapshot + restore + suggest < float(row[3])
+    assert row[10] == "yes"  # find_lr's steps gave the bare loop's losses bit for bit
