@@ -68,12 +68,36 @@ def test_disagreeing_rules_are_flagged_with_their_spread():
     quality = assess(result_from(lrs, loss))
     answered = [lr for lr in quality.suggestions.values() if lr is not None]
     assert quality.spread_decades == pytest.approx(np.ptp(np.log10(answered)))
-    # A long flat stretch after an early fall pushes edge far from steepest.
-    x = np.log10(lrs)
-    early = 1.0 - 0.9 / (1 + np.exp(-6 * (x + 5))) + np.where(x > 0.5, (x - 0.5) ** 2, 0.0)
-    spread = assess(result_from(lrs, early))
+    assert set(quality.suggestions) == {"edge", "min_div10"}  # the default's two readings
+    # A narrow dip at 1e-3 (a few steps wide: the centred median keeps it, the EMA does not),
+    # then a plateau until the blow-up past 1: edge reads the dip, min_div10 the blow-up.
+    x = np.log10(lr_ramp(1e-6, 10.0, 100))
+    dip = (
+        1.0
+        - 0.5 / (1 + np.exp(-6 * (x + 4)))
+        - 0.4 * np.exp(-(((x + 3) / 0.15) ** 2))
+        + np.where(x > 0, 3 * x**2, 0.0)
+    )
+    spread = assess(result_from(10**x, dip))
+    edge, min_div10 = spread.suggestions["edge"], spread.suggestions["min_div10"]
+    assert edge < 1e-3 < 1e-1 < min_div10
+    assert spread.spread_decades == pytest.approx(np.log10(min_div10 / edge))
     assert spread.spread_decades > 1.0 and "suggestions_disagree" in spread.flags
-    assert any("decades" in text for text in warnings_text(result_from(lrs, early)))
+    assert any("decades" in text for text in warnings_text(result_from(10**x, dip)))
+
+
+@pytest.mark.parametrize("start_lr", [1e-7, 1e-5, 1e-4, 1e-3])
+def test_the_lesson_is_not_flagged_as_disagreeing_from_any_start(lesson_data, start_lr):
+    """steepest reads 5-25x below the edge on the lesson (where the loss falls fastest, not
+    where training turns unstable); compared with it, starts at 1e-5 and above were flagged
+    although the default was within 0.85x of the best fixed LR."""
+    result = lrscope.range_test(
+        linreg_trainer(lesson_data), start_lr=start_lr, end_lr=10.0, steps=100
+    )
+    quality = result.quality()
+    assert "suggestions_disagree" not in quality.flags
+    assert quality.spread_decades < 0.5
+    assert result.suggestions()["steepest"].lr < quality.lr / 4  # the reading left out
 
 
 def breakdown(after, n=100, seed=0):

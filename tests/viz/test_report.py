@@ -436,7 +436,7 @@ def test_write_the_docs_screenshot(chromium, tmp_path):
     assert out.stat().st_size < 300_000 and _variance(out.read_bytes()) > 50.0
 
 
-def test_the_range_test_section_says_how_far_to_trust_the_suggestion(range_result):
+def test_the_range_test_section_says_how_far_to_trust_the_suggestion():
     from lrscope.core.confidence import warnings_text
 
     # The lesson's default range test raises no flag (tests/core/test_confidence.py).
@@ -447,11 +447,13 @@ def test_the_range_test_section_says_how_far_to_trust_the_suggestion(range_resul
     assert f"Reading uncertainty of this curve: {low:.3g} .. {high:.3g}" in text
     assert quality.ok and "No quality flag was raised on this curve." in text
     assert "class='warn'" not in text
-    # A range that ends before the edge, and the fixture's: each warning, in the CLI's
-    # words, in a warning box.
+    # A range that ends before the edge, and a 12-step test of it (too few points as well):
+    # each warning, in the CLI's words, in a warning box.
     short = range_test(linreg_trainer(make_data()), start_lr=1e-4, end_lr=0.01, steps=100)
     assert "never_diverged" in short.quality().flags
-    for result in (short, range_result):
+    brief = range_test(linreg_trainer(make_data()), start_lr=1e-4, end_lr=0.01, steps=12)
+    assert {"too_few_points", "never_diverged"} <= set(brief.quality().flags)
+    for result in (short, brief):
         words = warnings_text(result)
         page = report.to_html(result)
         assert words and "No quality flag was raised" not in page

@@ -22,8 +22,11 @@ wrong with that reading and names it:
   (docs/quality.md).
 - ``too_noisy``: the step-to-step scatter of the loss around its running median is more
   than a quarter of the total fall: the position of the minimum is uncertain.
-- ``suggestions_disagree``: the rules (``edge``, ``min_div10``, ``steepest``) span more than
-  :data:`DISAGREE_DECADES` decades; the spread is reported.
+- ``suggestions_disagree``: the two readings of the edge that the default blends (``edge``
+  and ``min_div10``) lie more than :data:`DISAGREE_DECADES` decades apart; the spread is
+  reported. ``steepest`` is not compared: it reads where the loss falls fastest, not the
+  edge, and sits 15x below the edge on the lesson whenever the ramp starts at 1e-5 or above,
+  which raised this warning on curves whose default was right.
 - ``interrupted``: the test was stopped by the user before it finished.
 
 The interval: the default rule divides the LR at a minimum by a factor (``min_div10``: the
@@ -55,8 +58,9 @@ from lrscope.core.rules import (
 
 #: Fewer finite steps than this and the curve cannot be read reliably.
 MIN_GOOD_POINTS = 20
-#: Rules compared for ``suggestions_disagree`` and the spread above which they disagree.
-COMPARED_RULES = ("edge", "min_div10", "steepest")
+#: Rules compared for ``suggestions_disagree`` (the two the default ``blend`` is the geometric
+#: mean of) and the spread above which they disagree.
+COMPARED_RULES = ("edge", "min_div10")
 DISAGREE_DECADES = 1.0
 #: Scatter / fall ratio above which the curve is ``too_noisy``.
 NOISY_RATIO = 0.25
@@ -223,8 +227,9 @@ _WORDS = {
         "Use a larger batch, more steps, or check it with lrscope.verify."
     ),
     "suggestions_disagree": (
-        "The rules disagree by {spread:.1f} decades of LR: read the plot, or check the "
-        "suggestion with lrscope.verify."
+        "The two readings of the edge behind the suggestion (edge, min_div10) disagree by "
+        "{spread:.1f} decades of LR: read the plot, or check the suggestion with "
+        "lrscope.verify."
     ),
     "interrupted": "The test was interrupted: the curve is partial.",
 }
