@@ -14,10 +14,10 @@ pytestmark = [pytest.mark.torch, needs("torch")]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_smoke_run_writes_a_table_whose_rows_parse_and_say_restored(tmp_path):
-    out = tmp_path / "torch.md"
+def smoke_rows(script: str, out: Path) -> list[list[str]]:
+    """Run ``benchmarks/<script> --smoke``; the cells of its table's linreg rows."""
     done = subprocess.run(
-        [sys.executable, "benchmarks/bench_torch.py", "--smoke", "--out", str(out)],
+        [sys.executable, f"benchmarks/{script}", "--smoke", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -25,16 +25,18 @@ def test_smoke_run_writes_a_table_whose_rows_parse_and_say_restored(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     text = out.read_text()
-    assert "- command: `.venv/bin/python benchmarks/bench_torch.py --smoke`" in text
+    assert f"- command: `.venv/bin/python benchmarks/{script} --smoke`" in text
     assert "- machine:" in text and "- date:" in text
-    rows = {
-        cells[1]: cells
-        for cells in (
-            [c.strip() for c in line.split("|")[1:-1]]
-            for line in text.splitlines()
-            if line.startswith("| linreg")
-        )
-    }
+    rows = [
+        [c.strip() for c in line.split("|")[1:-1]]
+        for line in text.splitlines()
+        if line.startswith("| linreg")
+    ]
+    return rows
+
+
+def test_smoke_run_writes_a_table_whose_rows_parse_and_say_restored(tmp_path):
+    rows = {cells[1]: cells for cells in smoke_rows("bench_torch.py", tmp_path / "torch.md")}
     assert set(rows) == {"lrscope", "lrscope-adapter"}
     for cells in rows.values():
         iterations, wall, bare = int(cells[2]), float(cells[3]), float(cells[4])
@@ -50,22 +52,7 @@ def test_smoke_run_writes_a_table_whose_rows_parse_and_say_restored(tmp_path):
 
 
 def test_breakdown_smoke_run_parts_add_up_and_the_losses_match_the_bare_loop(tmp_path):
-    out = tmp_path / "breakdown.md"
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_torch_breakdown.py", "--smoke", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    text = out.read_text()
-    assert "- command: `.venv/bin/python benchmarks/bench_torch_breakdown.py --smoke`" in text
-    (row,) = [
-        [c.strip() for c in line.split("|")[1:-1]]
-        for line in text.splitlines()
-        if line.startswith("| linreg")
-    ]
+    (row,) = smoke_rows("bench_torch_breakdown.py", tmp_path / "breakdown.md")
     ratio, interval = row[4].split(" (")
     low, high = (float(v) for v in interval.rstrip(")").split("-"))
     assert low <= float(ratio.rstrip("x")) <= high
