@@ -25,7 +25,7 @@ wrong with that reading and names it:
 - ``suggestions_disagree``: the two readings of the edge that the default blends (``edge``
   and ``min_div10``) lie more than :data:`DISAGREE_DECADES` decades apart; the spread is
   reported. ``steepest`` is not compared: it reads where the loss falls fastest, not the
-  edge, and sits 15x below the edge on the lesson whenever the ramp starts at 1e-5 or above,
+  edge, and sits 11-20x below the edge on the lesson when the ramp starts at 1e-5 to 1e-3,
   which raised this warning on curves whose default was right.
 - ``interrupted``: the test was stopped by the user before it finished.
 
