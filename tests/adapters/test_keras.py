@@ -417,6 +417,23 @@ def test_evaluate_equals_model_evaluate_and_leaves_the_state_alone(data, executi
     assert float(keras.ops.convert_to_numpy(keras.ops.sum(model.losses))) > 1e-2
 
 
+def test_without_validation_data_verify_ranks_by_training_loss(data):
+    """No validation_data, no evaluate(): verify (and the CLI's --budget) rank by training
+    loss instead of failing on an evaluate() that raised."""
+    x, y = data
+    model = linear_model(keras.optimizers.SGD(0.01))
+    trainer = lk.trainer(model, x, y, batch_size=BATCH)
+    assert getattr(trainer, "evaluate", None) is None
+    with pytest.raises(AttributeError, match="validation_data"):
+        trainer.evaluate()
+    before = snapshot_of(model)
+    checked = lrscope.verify(trainer, [0.01, 0.03], steps=4, refine=False)
+    assert checked.score_kind == "train_tail"
+    np.testing.assert_allclose(checked.scores, checked.losses[:, -1])
+    for was, now in zip(before, snapshot_of(model), strict=True):
+        np.testing.assert_array_equal(was, now)
+
+
 def test_evaluate_follows_the_weights_as_they_change(data):
     x, y = data
     model = regularized_model()

@@ -505,6 +505,59 @@ def test_validation_subset_is_evaluated_every_k_steps_without_changing_state():
     assert np.isfinite(result.val_loss).all()
 
 
+def test_without_val_loader_verify_ranks_by_training_loss_and_restores():
+    """A trainer without val_loader has no evaluate(): verify (and the CLI's --budget) rank
+    by training loss instead of failing on an evaluate() that raised."""
+    import lrscope
+
+    model = bn_dropout_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = regression_data()
+    trainer = lt.trainer(model, optimizer, F.mse_loss, loader(x, y))
+    assert getattr(trainer, "evaluate", None) is None
+    with pytest.raises(AttributeError, match="val_loader"):
+        trainer.evaluate()
+    before = everything(model, optimizer)
+    checked = lrscope.verify(trainer, [0.01, 0.03, 0.1], steps=8, refine=False)
+    assert checked.score_kind == "train_tail"
+    assert checked.best_lr in (0.01, 0.03, 0.1)
+    # The score is the mean training loss of the last tenth of each run (at least one step).
+    np.testing.assert_allclose(checked.scores, checked.losses[:, -1])
+    assert_same(before, everything(model, optimizer))
+    with_val = lt.trainer(model, optimizer, F.mse_loss, loader(x, y), val_loader=loader(x, y))
+    assert lrscope.verify(with_val, [0.01, 0.03], steps=4).score_kind == "evaluate"
+
+
+TARGET_WITHOUT_VAL = """
+import torch
+import lrscope.torch
+
+
+def trainer(seed=0):
+    torch.manual_seed(seed)
+    x = torch.rand(128, 1)
+    y = 0.1 * x + 0.5
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
+    return lrscope.torch.trainer(model, optimizer, torch.nn.functional.mse_loss, data)
+"""
+
+
+def test_cli_find_budget_on_a_target_without_val_loader(tmp_path, capsys):
+    from lrscope.cli import main
+    from lrscope.core.verify import VerifyResult
+
+    target = tmp_path / "target.py"
+    target.write_text(TARGET_WITHOUT_VAL)
+    out_dir = tmp_path / "out"
+    args = ["find", f"{target}:trainer", "--budget", "10", "--no-plots", "--out", str(out_dir)]
+    assert main([*args, "--start-lr", "1e-4", "--end-lr", "10"]) == 0
+    checked = VerifyResult.load(out_dir / "verify.json")
+    assert checked.score_kind == "train_tail" and checked.steps == 10
+    assert f"best LR for 10 steps: {checked.best_lr:.4g}" in capsys.readouterr().out
+
+
 # -- errors -----------------------------------------------------------------------------------
 def test_user_mistakes_give_one_line_errors():
     x, y = regression_data(n=32)

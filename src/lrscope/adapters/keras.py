@@ -903,7 +903,22 @@ class KerasTrainer:
 
             torch.set_rng_state(state["torch_rng"])
 
-    def evaluate(self) -> float:
+    @property
+    def evaluate(self) -> Callable[[], float]:
+        """``evaluate() -> float``: the loss on ``validation_data`` (see :meth:`_evaluate`).
+
+        Only a trainer with ``validation_data`` has it: without, ``getattr(trainer,
+        "evaluate", None)`` is None, so ``lrscope.verify``, sweeps and the CLI rank by training
+        loss as for any trainer that cannot evaluate (an ``evaluate`` that raised made them
+        fail), and calling it raises AttributeError naming ``validation_data``."""
+        if self._validation is None:
+            raise AttributeError(
+                "KerasTrainer.evaluate needs validation_data (pass validation_data=... to "
+                "lrscope.keras.trainer)"
+            )
+        return self._evaluate
+
+    def _evaluate(self) -> float:
         """Loss on ``validation_data``: the value ``model.evaluate(...)["loss"]`` returns.
 
         Arrays (``(x, y)`` or ``(x, y, sample_weight)``) are converted and batched once, on the
@@ -916,8 +931,6 @@ class KerasTrainer:
         (and on torch the module's train/eval mode and the torch RNG) are left as they were,
         so the trainer's state is unchanged.
         """
-        if self._validation is None:
-            raise invalid("validation_data", "is needed for evaluate()", validation_data=None)
         if not self._evaluator_ready:
             self._evaluator, self._evaluator_ready = self._prepare_validation(), True
         if self._evaluator is not None:

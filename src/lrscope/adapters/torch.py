@@ -724,14 +724,23 @@ class TorchTrainer:
         return self.loss_fn(self.model(**inputs), batch[self.target_key])
 
     # -- validation ---------------------------------------------------------------------------
-    def evaluate(self) -> float:
-        """Mean loss on a fixed subset: the first ``val_batches`` batches of ``val_loader``
-        (taken once, then reused), in eval mode without gradients. Raises when there is no
-        ``val_loader``."""
+    @property
+    def evaluate(self) -> Callable[[], float]:
+        """``evaluate() -> float``: mean loss on a fixed subset, the first ``val_batches``
+        batches of ``val_loader`` (taken once, then reused), in eval mode without gradients.
+
+        Only a trainer with a ``val_loader`` has it: without one, ``getattr(trainer,
+        "evaluate", None)`` is None, so ``lrscope.verify``, sweeps and the CLI rank by training
+        loss as for any trainer that cannot evaluate (an ``evaluate`` that raised made them
+        fail), and calling it raises AttributeError naming ``val_loader``."""
         if self.val_loader is None:
-            raise invalid(
-                "val_loader", "is needed to evaluate (pass val_loader=...)", val_loader=None
+            raise AttributeError(
+                "TorchTrainer.evaluate needs a val_loader (pass val_loader=... to "
+                "lrscope.torch.trainer)"
             )
+        return self._evaluate
+
+    def _evaluate(self) -> float:
         if self._val_cache is None:
             # Drawing the subset (a shuffled loader seeds its sampler) must not move any RNG.
             rng = _global_rng_state()
