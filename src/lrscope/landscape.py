@@ -110,6 +110,20 @@ class LandscapeResult:
 
         return to_html(self, path)
 
+    def __repr__(self) -> str:
+        """One line: the method, the grid and the range of the loss (the dataclass repr
+        printed the whole loss grid)."""
+        grid = (
+            f"{self.loss.shape[0]} x {self.loss.shape[1]} grid"
+            if self.is_2d and self.loss.ndim == 2
+            else f"{self.alphas.size} points"
+        )
+        finite = self.loss[np.isfinite(self.loss)]
+        span = f"loss {finite.min():.4g}..{finite.max():.4g}" if finite.size else "no finite loss"
+        if finite.size < self.loss.size:
+            span += f" ({self.loss.size - finite.size} non-finite)"
+        return f"LandscapeResult({self.method}, {grid}, {span})"
+
     def _repr_html_(self) -> str:
         """Notebook display: the interactive surface (or line, for an interpolation)."""
         from lrscope.viz.report import repr_html

@@ -102,6 +102,30 @@ class RangeTestResult:
 
         return repr_html(self)
 
+    def __repr__(self) -> str:
+        """One line: what ran, how it ended and the default suggestion (the dataclass repr
+        printed every array, hundreds of numbers, at a REPL prompt)."""
+        if self.n_steps:
+            ran = f"lr {self.lr[0]:.3g} -> {self.lr[-1]:.3g} ({self.mode})"
+        else:
+            ran = f"lr {self.start_lr:.3g} -> {self.end_lr:.3g} ({self.mode}), no step ran"
+        ending = self.stop_reason
+        if self.stop_reason == "non_finite":
+            ending = "non-finite loss"
+        if self.stop_reason != "completed" and self.stop_step is not None:
+            ending += f" at step {self.stop_step}"
+        parts = [f"{self.n_steps} of {self.steps} steps", ran, ending]
+        try:
+            found = self.suggest()
+            parts.append(
+                f"suggest(): {found.rule} {found.lr:.3g}"
+                if found.lr is not None
+                else f"suggest(): {found.rule} none"
+            )
+        except Exception:  # a repr never raises; the suggestion is left out
+            pass
+        return f"RangeTestResult({', '.join(parts)})"
+
     # -- equality ----------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RangeTestResult):

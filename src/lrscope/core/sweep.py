@@ -556,6 +556,29 @@ class SweepResult:
 
         return repr_html(self)
 
+    def __repr__(self) -> str:
+        """One line: the grid, the runs' outcomes and the best LR for the whole budget (the
+        dataclass repr printed the ``(S, R, T)`` loss array)."""
+        if self.lrs.size:
+            grid = f"{self.lrs.size} LRs {self.lrs.min():.3g}..{self.lrs.max():.3g}"
+        else:
+            grid = "0 LRs"
+        seeds = f"{len(self.seeds)} seed" + ("s" if len(self.seeds) != 1 else "")
+        outcomes = ", ".join(
+            f"{int(np.sum(self.status == name))} {name}"
+            for name in RUN_STATUSES
+            if np.any(self.status == name)
+        )
+        parts = [f"{grid} x {self.steps} steps x {seeds}", f"runs: {outcomes or 'none'}"]
+        try:
+            best = self.best_lr()
+            parts.append(
+                f"best_lr({self.steps}): {best:.3g}" if best is not None else "best_lr: none"
+            )
+        except Exception:  # a repr never raises; the answer is left out
+            pass
+        return f"SweepResult({', '.join(parts)})"
+
     # -- equality ----------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SweepResult):

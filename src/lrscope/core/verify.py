@@ -92,6 +92,22 @@ class VerifyResult:
 
         return repr_html(self)
 
+    def __repr__(self) -> str:
+        """One line: the candidates, the budget, how they were ranked and the winner (the
+        dataclass repr printed every training curve)."""
+        k = self.lrs.size
+        span = f"{self.lrs.min():.3g}..{self.lrs.max():.3g}" if k else "none"
+        winner = (
+            "none (every candidate diverged)" if self.best_lr is None else f"{self.best_lr:.3g}"
+        )
+        if self.at_boundary:
+            winner += " (at the edge of the candidates)"
+        return (
+            f"VerifyResult({k} candidate"
+            + ("s" if k != 1 else "")
+            + f" {span}, {self.steps} steps each, ranked by {self.score_kind}, best_lr {winner})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": KIND,

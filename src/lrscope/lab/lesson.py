@@ -114,6 +114,19 @@ class LessonResult:
 
         return to_html(self, path)
 
+    def __repr__(self) -> str:
+        """One line: the data, the runs with their regimes and the range test's default
+        suggestion (the dataclass repr printed the data and every run's path)."""
+        runs = ", ".join(f"{run.lr:g} {run.regime}" for run in self.runs) or "none"
+        return (
+            f"LessonResult({self.data.x.size} points, runs: {runs}; "
+            f"best fixed LR {self.stability.lr_best:.3g}, "
+            f"ceiling 2/lambda_max {self.stability.lr_diverge:.3g}; "
+            f"range test: {self.range_test!r}"
+            + ("; with the LR x steps map" if self.sweep is not None else "")
+            + ")"
+        )
+
     def _repr_html_(self) -> str:
         """Notebook display: the interactive 3D bowl, the reading and the rules table."""
         from lrscope.viz.report import repr_html
