@@ -22,7 +22,7 @@ from lrscope.core.sweep import (
     lr_grid_around,
 )
 from lrscope.core.sweepfile import ResultsFile
-from lrscope.core.trainer import Trainer
+from lrscope.core.trainer import NEEDS_EVALUATE, Trainer
 from lrscope.engines import ENGINES
 from lrscope.engines.worker import Task
 from lrscope.errors import invalid
@@ -169,9 +169,7 @@ def sweep(
             trainer=type(trainer).__name__,
         )
     if live is not None and eval_every and not callable(getattr(live, "evaluate", None)):
-        raise invalid(
-            "eval_every", "needs a trainer with an evaluate() method", eval_every=eval_every
-        )
+        raise invalid("eval_every", NEEDS_EVALUATE, eval_every=eval_every)
     seed_values = _seed_list(seeds, seeded=factory is not None)
     identity = trainer_id if trainer_id is not None else identity
 
@@ -212,6 +210,10 @@ def sweep(
             records[(record.seed_index, record.lr_index)] = record
     except KeyboardInterrupt:
         info["interrupted"] = True
+    except BaseException:
+        if store is not None:
+            store.discard_if_unused()
+        raise
     finally:
         close = getattr(stream, "close", None)
         if close is not None:

@@ -517,6 +517,8 @@ def test_without_val_loader_verify_ranks_by_training_loss_and_restores():
     assert getattr(trainer, "evaluate", None) is None
     with pytest.raises(AttributeError, match="val_loader"):
         trainer.evaluate()
+    with pytest.raises(InvalidParameterError, match=r"eval_every.*trainer\(\.\.\., val_loader="):
+        lrscope.sweep(trainer, [0.01], steps=2, eval_every=1)
     before = everything(model, optimizer)
     checked = lrscope.verify(trainer, [0.01, 0.03, 0.1], steps=8, refine=False)
     assert checked.score_kind == "train_tail"

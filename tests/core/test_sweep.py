@@ -281,6 +281,29 @@ def test_eval_every_needs_evaluate_and_budget_must_be_an_eval_step():
         result.best_lr(11)
 
 
+def test_a_sweep_that_fails_before_its_first_run_leaves_no_results_file(tmp_path):
+    """eval_every on a factory whose trainers cannot evaluate fails only once the first
+    trainer is built, after the results file was opened: the file it created goes, so the
+    corrected call is not refused as another sweep's; a file that was there stays."""
+    from lrscope.lab.linreg import linreg_trainer
+
+    def factory(seed=None):
+        return linreg_trainer(make_data(seed=0))  # no evaluate()
+
+    path = tmp_path / "runs.jsonl"
+    with pytest.raises(InvalidParameterError, match="needs a trainer with an evaluate"):
+        lrscope.sweep(factory, [0.1, 0.2], steps=5, eval_every=1, results_file=path)
+    assert not path.exists()
+    result = lrscope.sweep(factory, [0.1, 0.2], steps=5, results_file=path)
+    assert result.complete and len(path.read_text().splitlines()) == 3  # header + 2 runs
+    before = path.read_bytes()
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(before)
+    with pytest.raises(InvalidParameterError):  # another sweep's file: refused, untouched
+        lrscope.sweep(factory, [0.1, 0.2], steps=5, eval_every=1, results_file=other)
+    assert other.read_bytes() == before
+
+
 def test_json_round_trip_is_exact(tmp_path, lesson_map):
     result = lesson_map[0]
     again = SweepResult.load(result.save(tmp_path / "sweep.json"))

@@ -13,7 +13,7 @@ from lrscope.core.ramp import lr_ramp
 from lrscope.core.result import RangeTestResult
 from lrscope.core.smoothing import RunningSmoother
 from lrscope.core.stopping import StopScan
-from lrscope.core.trainer import Trainer
+from lrscope.core.trainer import NEEDS_EVALUATE, Trainer
 from lrscope.errors import DivergenceError, TrainerError, invalid
 
 
@@ -104,9 +104,7 @@ def range_test(
         raise invalid("eval_every", "must be None or an integer >= 1", eval_every=eval_every)
     evaluate = getattr(trainer, "evaluate", None) if eval_every else None
     if eval_every and not callable(evaluate):
-        raise invalid(
-            "eval_every", "needs a trainer with an evaluate() method", eval_every=eval_every
-        )
+        raise invalid("eval_every", NEEDS_EVALUATE, eval_every=eval_every)
     chunk = chunk_size or auto_chunk(steps)
 
     # Python floats during the test, arrays once at the end: a chunk is a handful of values,

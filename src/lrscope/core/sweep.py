@@ -28,7 +28,7 @@ from lrscope.core import jsonio
 from lrscope.core.rangetest import _as_losses, _check_trainer_shape, auto_chunk
 from lrscope.core.smoothing import smooth_loss
 from lrscope.core.stopping import check_stop
-from lrscope.core.trainer import Trainer
+from lrscope.core.trainer import NEEDS_EVALUATE, Trainer
 from lrscope.errors import ResultFormatError, invalid
 
 SCHEMA_VERSION = 1
@@ -248,7 +248,7 @@ def run_one(
     if options.eval_every and not callable(evaluate):
         raise invalid(
             "eval_every",
-            "needs a trainer with an evaluate() method",
+            NEEDS_EVALUATE,
             eval_every=options.eval_every,
         )
     losses: list[np.ndarray] = []

@@ -38,6 +38,7 @@ class ResultsFile:
         self.config = dict(config)
         self.records: dict[tuple[int, int], RunRecord] = {}
         self._valid_bytes = 0
+        self._created = False  # True when this object wrote the file (see discard_if_unused)
         if self.path.exists() and self.path.stat().st_size > 0:
             self._read()
         else:
@@ -46,6 +47,7 @@ class ResultsFile:
             # The header goes in atomically: a file either has a full header or does not exist.
             jsonio.write_atomic(self.path, _line(header))
             self._valid_bytes = self.path.stat().st_size
+            self._created = True
 
     def _read(self) -> None:
         raw = Path(self.path).read_bytes()
@@ -70,6 +72,15 @@ class ResultsFile:
             record = RunRecord.from_dict(_parse(text, self.path, number))
             self.records[(record.seed_index, record.lr_index)] = record  # a retry wins
         self._valid_bytes = end
+
+    def discard_if_unused(self) -> None:
+        """Delete the file when this object created it and no run was appended: a sweep that
+        failed before its first run (a bad argument found only once the trainer was built)
+        leaves nothing behind, so the corrected call is not refused as another sweep's file.
+        A file that existed before, or holds a run, is never touched."""
+        if self._created and not self.records:
+            self.path.unlink(missing_ok=True)
+            self._created = False
 
     def append(self, record: RunRecord) -> None:
         """Write one finished run as a line and push it to disk before returning."""

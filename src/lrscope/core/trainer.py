@@ -35,3 +35,12 @@ class Trainer(Protocol):
     def restore(self, state: object) -> None:
         """Put back exactly the state of a :meth:`snapshot`."""
         ...
+
+
+#: The end of the one-line error for ``eval_every`` on a trainer without ``evaluate()``: how
+#: each adapter gets one (an adapter has it only when it was given held-out data).
+NEEDS_EVALUATE = (
+    "needs a trainer with an evaluate() method: lrscope.torch.trainer(..., val_loader=...), "
+    "lrscope.keras.trainer(..., validation_data=...), lrscope.jax.trainer(..., "
+    "eval_batch=...) or lrscope.FunctionTrainer(..., evaluate=...)"
+)
