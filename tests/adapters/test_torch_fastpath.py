@@ -314,3 +314,24 @@ def test_running_smoother_lists_equal_arrays_and_the_whole_curve(raw, chunks, be
     whole = smooth_loss(np.array(raw, dtype=np.float64), beta)
     np.testing.assert_array_equal(np.array(got_list, dtype=np.float64), whole)
     np.testing.assert_array_equal(np.concatenate(got_array) if got_array else np.zeros(0), whole)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "float64"])
+@pytest.mark.torch
+@needs("torch")
+def test_cpu_losses_reach_the_engine_as_the_exact_python_floats(dtype):
+    """On the CPU a chunk's losses are read one by one (no stacked copy): every shape a scalar
+    loss comes in, every float dtype, each value exactly what the tensor holds."""
+    torch = _torch()
+    from lrscope.adapters.torch import _host_floats
+
+    kind = getattr(torch, dtype)
+    values = [0.1, 1 / 3, 2.5e-3, float("nan"), float("inf")]
+    shapes = [(), (1,), (1, 1), (), (1,)]
+    losses = [torch.tensor(v, dtype=kind).reshape(s) for v, s in zip(values, shapes, strict=True)]
+    got = _host_floats(losses)
+    assert all(type(v) is float for v in got)
+    # The exact value of each tensor: through float64, which holds every float16/32 and bfloat16.
+    want = [loss.to(torch.float64).reshape(()).tolist() for loss in losses]
+    np.testing.assert_array_equal(got, want)
+    assert _host_floats([]) == []

@@ -155,10 +155,15 @@ def _set_global_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def _host_floats(losses: list[Any]) -> list[float]:
-    """The scalar loss tensors of a chunk as Python floats, after one device->host transfer
-    (Python floats hold every float32/16 value exactly)."""
+    """The scalar loss tensors of a chunk as Python floats (they hold every float32/16 value
+    exactly): on an accelerator after one device->host transfer for the whole chunk, on the
+    CPU read one by one."""
     if not losses:
         return []
+    if losses[0].is_cpu:
+        # Nothing to transfer: read each value where it is. Stacking allocates a tensor per
+        # chunk, and measured between a small model's steps it cost more than these reads.
+        return [loss.item() for loss in losses]
     try:
         stacked = torch.stack(losses)
     except RuntimeError:  # scalar losses of mixed shapes: (), (1,), (1, 1)
