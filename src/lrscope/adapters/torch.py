@@ -343,7 +343,8 @@ class TorchTrainer:
     # -- the Trainer protocol ---------------------------------------------------------------
     def run(self, lrs: np.ndarray) -> np.ndarray:
         """Take ``len(lrs)`` optimizer steps, step ``i`` at ``lrs[i]`` (first group's LR);
-        return the losses, float64, shape ``(len(lrs),)``, after one device->host transfer."""
+        return the losses, float64, shape ``(len(lrs),)``, after one device->host transfer
+        (on the CPU, read one by one)."""
         values = np.asarray(lrs, dtype=np.float64).reshape(-1).tolist()
         if not self.model.training:
             # The test trains; restore() puts back every submodule's flag afterwards.
@@ -355,8 +356,8 @@ class TorchTrainer:
         self, lrs: np.ndarray, chunk: int, on_chunk: Callable[[list[float]], bool]
     ) -> None:
         """:meth:`run` over ``lrs`` in chunks of ``chunk`` steps, handing each chunk's losses
-        (Python floats, one device->host transfer per chunk) to ``on_chunk``; stops after the
-        chunk for which it returns True.
+        (Python floats; on an accelerator one device->host transfer per chunk) to
+        ``on_chunk``; stops after the chunk for which it returns True.
 
         The same steps and losses as calling :meth:`run` once per chunk, without the round
         trips through NumPy arrays between chunks; the range test engine uses it when a trainer
