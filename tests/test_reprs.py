@@ -44,17 +44,11 @@ def test_range_test_result_without_steps_or_answer():
     text = one_line(empty, "RangeTestResult")
     assert "0 of 50 steps, lr 1e-05 -> 1 (exp), no step ran, interrupted at step 0" in text
     assert "suggest(): blend none" in text
-    blown = RangeTestResult(
-        lr=np.array([1e-3, 1e-2, 1e-1]),
-        loss=np.array([1.0, np.inf, np.nan]),
-        smooth_loss=np.array([1.0, np.nan, np.nan]),
-        stop_reason="non_finite",
-        stop_step=1,
-        start_lr=1e-3,
-        end_lr=1e-1,
-        steps=3,
-    )
-    assert "non-finite loss at step 1" in one_line(blown, "RangeTestResult")
+    lrs = np.geomspace(1e-4, 1.0, 5)
+    loss = np.array([2.0, 1.5, 1.0, np.nan, np.nan])
+    blown = RangeTestResult(lrs, loss, loss.copy(), "non_finite", 3, 1e-4, 1.0, 8)
+    assert "5 of 8 steps" in repr(blown)
+    assert "non-finite loss at step 3" in one_line(blown, "RangeTestResult")
 
 
 def test_sweep_result_counts_the_runs_and_gives_the_best_lr(lesson_data):

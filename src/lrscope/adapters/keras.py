@@ -905,12 +905,8 @@ class KerasTrainer:
 
     @property
     def evaluate(self) -> Callable[[], float]:
-        """``evaluate() -> float``: the loss on ``validation_data`` (see :meth:`_evaluate`).
-
-        Only a trainer with ``validation_data`` has it: without, ``getattr(trainer,
-        "evaluate", None)`` is None, so ``lrscope.verify``, sweeps and the CLI rank by training
-        loss as for any trainer that cannot evaluate (an ``evaluate`` that raised made them
-        fail), and calling it raises AttributeError naming ``validation_data``."""
+        """``evaluate() -> float``, the loss on ``validation_data`` (see :meth:`_evaluate`);
+        like ``TorchTrainer.evaluate``, present only when there is held-out data to evaluate."""
         if self._validation is None:
             raise AttributeError(
                 "KerasTrainer.evaluate needs validation_data (pass validation_data=... to "
