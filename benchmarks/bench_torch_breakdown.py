@@ -4,9 +4,10 @@ For each task of ``bench_torch.py`` (same data, model, optimizer and loader), ``
 pairs of one ``find_lr`` call (with its default suggestion) and one bare loop of the same
 steps and the same LRs, on the same model objects, in a random order per pair. Inside the
 find_lr call, wrappers time the parts: the training steps (``TorchTrainer``'s step loops,
-every chunk), ``snapshot``, ``restore``, ``suggest()``; the rest is the per-chunk hand-over
-(one transfer of the chunk's losses to Python floats) and the engine's bookkeeping and
-set-up (trainer construction, ramp, smoothing, stop checks, result). Every part is
+every chunk, less the hand-overs and the engine's callbacks they make), ``snapshot``,
+``restore``, ``suggest()``; the rest is the per-chunk hand-over (one transfer of the chunk's
+losses to Python floats) and the engine's bookkeeping and set-up (trainer construction,
+ramp, smoothing, stop checks, result). Every part is
 measured inside the real loop, where it costs several times what it costs alone (the steps
 in between evict its code and data from the CPU caches). The wrappers add well under a
 microsecond per call.
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
 import tasks  # noqa: E402  (benchmarks/peers/tasks.py)
 
 import lrscope  # noqa: E402
+import lrscope.adapters.torch as torch_adapter  # noqa: E402
 import lrscope.torch  # noqa: E402
 from lrscope.adapters.torch import TorchTrainer  # noqa: E402
 
@@ -72,6 +74,17 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
     for method, fn in originals.items():
         setattr(TorchTrainer, method, timed(spent, WRAPPED[method], fn))
     suggest = timed(spent, "suggest", lambda result: result.suggest())
+    # The step loop hands each chunk over and calls the engine back from inside itself: that
+    # time is taken out of the loop's (it is the hand-over and the engine's, not the steps').
+    spent["inner"] = 0.0
+    host_floats = torch_adapter._host_floats
+    run_chunks = TorchTrainer.run_chunks
+
+    def run_chunks_timed(self: Any, lrs: Any, chunk: int, on_chunk: Any) -> None:
+        run_chunks(self, lrs, chunk, timed(spent, "inner", on_chunk))
+
+    torch_adapter._host_floats = timed(spent, "inner", host_floats)
+    TorchTrainer.run_chunks = run_chunks_timed  # type: ignore[method-assign]
 
     def find() -> list[float]:
         result = lrscope.torch.find_lr(net, opt, task.loss, data, **setup.options)
@@ -87,7 +100,7 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
             losses = {}
             for key, fn in order:
                 setup.reset()
-                for part in PARTS:
+                for part in (*PARTS, "inner"):
                     spent[part] = 0.0
                 gc.collect()
                 began = time.perf_counter()
@@ -96,6 +109,7 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
                     continue
                 rows[key].append(time.perf_counter() - began)
                 if key == "find":
+                    spent["loop"] -= spent["inner"]
                     for part in PARTS:
                         rows[part].append(spent[part])
             # Both ran the same operations: bitwise the same losses, on every pair.
@@ -103,6 +117,8 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
     finally:
         for method, fn in originals.items():
             setattr(TorchTrainer, method, fn)
+        TorchTrainer.run_chunks = run_chunks  # type: ignore[method-assign]
+        torch_adapter._host_floats = host_floats
     out = {key: statistics.median(values) for key, values in rows.items()}
     out["rest"] = statistics.median(
         f - sum(rows[p][i] for p in PARTS) for i, f in enumerate(rows["find"])
@@ -157,7 +173,8 @@ def main() -> None:
             "median of the pairs' ratios; 95% intervals: distribution-free, for those medians "
             "(`median_interval` in benchmarks/machine.py); steps beyond the bare loop = median "
             "over pairs of "
-            "(time inside TorchTrainer's step loops - the paired bare loop); hand-over, engine "
+            "(time inside TorchTrainer's step loops, less the hand-overs and engine callbacks made "
+            "from inside them, - the paired bare loop); hand-over, engine "
             "and set-up = find_lr + suggest - steps - snapshot - restore - suggest (the "
             "per-chunk transfer of the losses, the engine's bookkeeping, the set-up)",
             "- each part is timed inside the real loop, where it costs several times what it "

@@ -595,6 +595,15 @@ def test_user_mistakes_give_one_line_errors():
     with pytest.raises(TypeError, match=r"`loss_fn` must return the loss as a scalar torch"):
         lt.find_lr(model, optimizer, lambda p, t: 0.5, good, steps=5)
 
+    # Checked when backward() refuses the loss: the one-line error, not backward's chained
+    detached = lambda pred, target: F.mse_loss(pred, target).detach()  # noqa: E731
+    weights = [p.detach().clone() for p in model.parameters()]
+    no_grad_fn = r"`loss_fn` must return a loss computed"
+    with pytest.raises(InvalidParameterError, match=no_grad_fn) as info:
+        lt.find_lr(model, optimizer, detached, good, steps=5)
+    assert info.value.__suppress_context__ and "no grad_fn" in str(info.value)
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters(), strict=True))
+
     with pytest.raises(InvalidParameterError, match=r"`accumulation_steps` must be an integer"):
         lt.find_lr(model, optimizer, F.mse_loss, good, accumulation_steps=0)
 

@@ -89,9 +89,9 @@ def test_plain_loop_equals_the_general_loop_bit_for_bit(kind, entry, monkeypatch
     for name in ("plain", "general"):
         method = getattr(lt.TorchTrainer, f"_run_{name}")
 
-        def counted(self, lrs, method=method, name=name):
+        def counted(self, *args, method=method, name=name):
             calls[name] += 1
-            return method(self, lrs)
+            return method(self, *args)
 
         monkeypatch.setattr(lt.TorchTrainer, f"_run_{name}", counted)
     outcomes = []

@@ -346,11 +346,10 @@ class TorchTrainer:
         return the losses, float64, shape ``(len(lrs),)``, after one device->host transfer
         (on the CPU, read one by one)."""
         values = np.asarray(lrs, dtype=np.float64).reshape(-1).tolist()
-        if not self.model.training:
-            # The test trains; restore() puts back every submodule's flag afterwards.
-            self.model.train()
-        steps = self._step_loop()
-        return np.array(_host_floats(steps(values)), dtype=np.float64)
+        losses: list[float] = []
+        if values:
+            self._step_loop()(values, len(values), losses.extend)
+        return np.array(losses, dtype=np.float64)
 
     def run_chunks(
         self, lrs: np.ndarray, chunk: int, on_chunk: Callable[[list[float]], bool]
@@ -360,18 +359,16 @@ class TorchTrainer:
         ``on_chunk``; stops after the chunk for which it returns True.
 
         The same steps and losses as calling :meth:`run` once per chunk, without the round
-        trips through NumPy arrays between chunks; the range test engine uses it when a trainer
-        offers it (docs/design.md, "Who drives the chunks")."""
+        trips through NumPy arrays between chunks, and in one loop: the step loop hands each
+        chunk over itself (docs/design.md, "Who drives the chunks")."""
         values = np.asarray(lrs, dtype=np.float64).reshape(-1).tolist()
-        steps = self._step_loop()
-        model = self.model
-        for begin in range(0, len(values), chunk):
-            if not model.training:
-                model.train()
-            if on_chunk(_host_floats(steps(values[begin : begin + chunk]))):
-                return
+        if values:
+            self._step_loop()(values, chunk, on_chunk)
 
-    def _step_loop(self) -> Callable[[list[float]], list[Any]]:
+    def _step_loop(self) -> Callable[[list[float], int, Callable[[list[float]], Any]], None]:
+        """The loop that takes the steps: ``loop(lrs, chunk, on_chunk)`` steps at each LR of
+        ``lrs`` and calls ``on_chunk(floats)`` after every ``chunk`` steps and after the last,
+        stopping when it returns a true value."""
         # Without a scaler, autocast, accumulation or batch_fn a step is the plain PyTorch
         # step; its own loop (chosen once per call, not per step) keeps lrscope's cost per step
         # to a few attribute lookups. Both loops run the same operations in the same order.
@@ -393,16 +390,21 @@ class TorchTrainer:
             else:
                 group["lr"] = value
 
-    def _run_plain(self, lrs: list[float]) -> list[Any]:
-        """The steps of :meth:`run` for ``(inputs..., target)`` batches through ``loss_fn``;
-        other batches go through :meth:`_loss`, as in :meth:`_run_general`.
+    def _run_plain(
+        self, lrs: list[float], chunk: int, on_chunk: Callable[[list[float]], Any]
+    ) -> None:
+        """The steps of :meth:`run_chunks` for ``(inputs..., target)`` batches through
+        ``loss_fn``; other batches go through :meth:`_loss`, as in :meth:`_run_general`.
 
         The same operations as :meth:`_run_general` with less Python around them (measured:
         what runs between two steps costs several times its microbenchmark in a training
         loop): the usual (x, y) batch of tensors already on the device skips the batch walk,
-        and the data iterator is advanced inline."""
+        the data iterator is advanced inline, the loss is checked in full only when it is not
+        a tensor or backward() refuses it, and the chunks are handed over from inside the one
+        loop."""
         model, loss_fn, tensor, device = self.model, self.loss_fn, torch.Tensor, self.device
         assert loss_fn is not None  # for type checkers; run() chose this loop because of it
+        on_cpu = device.type == "cpu"
         optimizer = self.optimizer
         zero_grad, optimizer_step = optimizer.zero_grad, optimizer.step
         to_device, end = self._to_device, _END
@@ -412,8 +414,12 @@ class TorchTrainer:
         group0 = groups[0]
         losses: list[Any] = []
         append = losses.append
+        left = chunk
+        if not model.training:
+            # The test trains; restore() puts back every submodule's flag afterwards.
+            model.train()
         for lr in lrs:
-            if single and not isinstance(group0["lr"], tensor):
+            if single and type(group0["lr"]) is float:
                 group0["lr"] = lr
             else:
                 self._set_lr(lr)
@@ -428,9 +434,10 @@ class TorchTrainer:
             kind = type(batch)
             if (kind is tuple or kind is list) and len(batch) == 2:
                 x, y = batch
-                if type(x) is not tensor or x.device != device:
+                # x.is_cpu is cheaper than building x.device to compare it
+                if type(x) is not tensor or not (x.is_cpu if on_cpu else x.device == device):
                     x = to_device(x)
-                if type(y) is not tensor or y.device != device:
+                if type(y) is not tensor or not (y.is_cpu if on_cpu else y.device == device):
                     y = to_device(y)
                 loss = loss_fn(model(x), y)
             elif (kind is tuple or kind is list) and len(batch) > 2:
@@ -438,34 +445,59 @@ class TorchTrainer:
                 loss = loss_fn(model(*batch[:-1]), batch[-1])
             else:  # dicts, namedtuples and mistakes: the general rules and errors
                 loss = self._loss(to_device(batch), training=True)
-            if type(loss) is not tensor or loss.numel() != 1 or not loss.requires_grad:
+            if type(loss) is not tensor:
                 self._check_loss(loss, "loss_fn", training=True)
-            loss.backward()
+            try:
+                loss.backward()
+            except RuntimeError:
+                # A loss with several elements or without a gradient: say which, in one line.
+                error = self._loss_error(loss, "loss_fn", training=True)
+                if error is not None:
+                    raise error from None
+                raise
             optimizer_step()
             append(loss.detach())
-        return losses
+            left -= 1
+            if not left:
+                if on_chunk(_host_floats(losses)):
+                    return
+                losses = []
+                append = losses.append
+                left = chunk
+                if not model.training:  # on_chunk may have evaluated
+                    model.train()
+        if losses:
+            on_chunk(_host_floats(losses))
 
-    def _run_general(self, lrs: list[float]) -> list[Any]:
-        """The steps of :meth:`run` with a scaler, autocast, accumulation or ``batch_fn``."""
+    def _run_general(
+        self, lrs: list[float], chunk: int, on_chunk: Callable[[list[float]], Any]
+    ) -> None:
+        """The steps of :meth:`run_chunks` with a scaler, autocast, accumulation or
+        ``batch_fn``."""
         optimizer, scaler, accumulate = self.optimizer, self.scaler, self.accumulation_steps
-        losses = []
-        for lr in lrs:
-            self._set_lr(lr)
-            optimizer.zero_grad(set_to_none=True)
-            total = None
-            for _ in range(accumulate):
-                loss = self._loss(self._next_batch(), training=True)
-                part = loss / accumulate if accumulate > 1 else loss
-                (scaler.scale(part) if scaler is not None else part).backward()
-                detached = loss.detach().reshape(())
-                total = detached if total is None else total + detached
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            losses.append(total / accumulate if accumulate > 1 else total)
-        return losses
+        model = self.model
+        for begin in range(0, len(lrs), chunk):
+            if not model.training:  # the test trains (on_chunk may have evaluated)
+                model.train()
+            losses = []
+            for lr in lrs[begin : begin + chunk]:
+                self._set_lr(lr)
+                optimizer.zero_grad(set_to_none=True)
+                total = None
+                for _ in range(accumulate):
+                    loss = self._loss(self._next_batch(), training=True)
+                    part = loss / accumulate if accumulate > 1 else loss
+                    (scaler.scale(part) if scaler is not None else part).backward()
+                    detached = loss.detach().reshape(())
+                    total = detached if total is None else total + detached
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                losses.append(total / accumulate if accumulate > 1 else total)
+            if on_chunk(_host_floats(losses)):
+                return
 
     def snapshot(self) -> dict[str, Any]:
         """Host copy of everything a step changes (see the module docstring)."""
@@ -694,24 +726,33 @@ class TorchTrainer:
     @staticmethod
     def _check_loss(loss: Any, source: str, training: bool) -> None:
         """Raise the user-facing error when ``loss`` is not a scalar tensor with a gradient."""
+        error = TorchTrainer._loss_error(loss, source, training)
+        if error is not None:
+            raise error
+
+    @staticmethod
+    def _loss_error(loss: Any, source: str, training: bool) -> Exception | None:
+        """The user-facing error for a ``loss`` that is not a scalar tensor with a gradient,
+        or None when it is one."""
         if not isinstance(loss, torch.Tensor):
-            raise TypeError(
+            return TypeError(
                 f"Argument `{source}` must return the loss as a scalar torch.Tensor. "
                 f"Received: a {type(loss).__name__}"
             )
         if loss.numel() != 1:
-            raise invalid(
+            return invalid(
                 source,
                 "must return a scalar loss (reduce it, e.g. reduction='mean')",
                 loss_shape=tuple(loss.shape),
             )
         if training and not loss.requires_grad:
-            raise invalid(
+            return invalid(
                 source,
                 "must return a loss computed from the model's trainable parameters "
                 "(it has no grad_fn)",
                 requires_grad=False,
             )
+        return None
 
     def _dict_loss(self, batch: Mapping[str, Any]) -> Any:
         if self.loss_fn is None:
