@@ -5,6 +5,7 @@ check against check_stop on the whole curve."""
 from __future__ import annotations
 
 import copy
+import math
 import random
 
 import numpy as np
@@ -288,6 +289,54 @@ def test_stop_scan_follows_a_real_divergence_chunk_by_chunk():
     assert all(answer == ("completed", 5 * (k + 1)) for k, answer in enumerate(answers[:first]))
     with pytest.raises(ValueError, match="`diverge_factor` must be a positive finite number"):
         StopScan(0.0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(values, min_size=1, max_size=60),
+    st.lists(st.integers(1, 12), min_size=1, max_size=60),
+    st.sampled_from([0.0, 0.5, 0.9, 0.98]),
+    st.floats(0.01, 100.0),
+)
+def test_curve_monitor_equals_smooth_loss_and_check_stop_on_the_whole_curve(
+    raw, chunks, beta, factor
+):
+    """The range test's one-pass bookkeeping per chunk: bitwise smooth_loss's values and
+    exactly check_stop's answer on the curve so far, after every chunk."""
+    from lrscope.core.smoothing import smooth_loss
+    from lrscope.core.stopping import CurveMonitor
+
+    monitor = CurveMonitor(beta, factor)
+    whole = smooth_loss(np.array(raw, dtype=np.float64), beta)
+    got: list[float] = []
+    done, i = 0, 0
+    while done < len(raw):
+        size = chunks[i % len(chunks)]
+        i += 1
+        part = raw[done : done + size]
+        smoothed, reason, index = monitor.extend(part)
+        assert type(smoothed) is list and len(smoothed) == len(part)
+        got += smoothed
+        done = min(done + size, len(raw))
+        assert (reason, index) == check_stop(whole[:done], np.array(raw[:done]), factor), done
+    np.testing.assert_array_equal(np.array(got, dtype=np.float64), whole)
+
+
+def test_curve_monitor_takes_the_fast_path_past_the_noise_window_and_leaves_it_on_a_nan():
+    """Past the first NOISE_WINDOW points the chunk is handled in one loop; a NaN in the
+    middle of a chunk hands the rest to the smoother's and the scan's own rules."""
+    from lrscope.core.smoothing import smooth_loss
+    from lrscope.core.stopping import NOISE_WINDOW, CurveMonitor
+
+    raw = [2.0 - 0.01 * k for k in range(NOISE_WINDOW + 8)] + [1.5, math.nan, 1.4, 1.3]
+    monitor = CurveMonitor(0.98, 3.0)
+    first = monitor.extend(raw[:NOISE_WINDOW])
+    assert monitor.scan._settled and first[1:] == ("completed", NOISE_WINDOW)
+    second = monitor.extend(raw[NOISE_WINDOW:])
+    whole = smooth_loss(np.array(raw), 0.98)
+    np.testing.assert_array_equal(np.array(first[0] + second[0]), whole)
+    assert second[1:] == ("non_finite", len(raw) - 3) == check_stop(whole, np.array(raw), 3.0)
+    assert monitor.smoother.broken and monitor.extend([1.0]) == ([math.nan], "non_finite", 19)
 
 
 @settings(max_examples=200, deadline=None)

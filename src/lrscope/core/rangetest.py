@@ -11,8 +11,7 @@ import numpy as np
 from lrscope.core.progress import Progress
 from lrscope.core.ramp import lr_ramp
 from lrscope.core.result import RangeTestResult
-from lrscope.core.smoothing import RunningSmoother
-from lrscope.core.stopping import StopScan
+from lrscope.core.stopping import CurveMonitor
 from lrscope.core.trainer import NEEDS_EVALUATE, Trainer
 from lrscope.errors import DivergenceError, TrainerError, invalid
 
@@ -37,15 +36,6 @@ def _as_losses(values: object, expected: int) -> np.ndarray:
             f"got shape {losses.shape}"
         )
     return losses
-
-
-def _checked(new: list[float], done: int, chunk: int, total: int) -> list[float]:
-    """A chunk handed over by ``Trainer.run_chunks``: one float per step of that chunk."""
-    expected = min(chunk, total - done)
-    if type(new) is not list or len(new) != expected:
-        converted: list[float] = _as_losses(new, expected).tolist()
-        return converted
-    return new
 
 
 def auto_chunk(steps: int) -> int:
@@ -111,37 +101,37 @@ def range_test(
     # and NumPy calls between a small model's steps cost several times their cost alone.
     losses: list[float] = []
     smoothed: list[float] = []
-    smoother = RunningSmoother(beta)
-    scan = StopScan(diverge_factor)
+    monitor = CurveMonitor(beta, diverge_factor)
     val_step: list[int] = []
     val_loss: list[float] = []
     stop: list[tuple[str, int | None]] = []  # (reason, step) once the test should end
     meter = Progress(len(lrs), "range test", enabled=progress)
+    total = int(lrs.size)
 
     def take(new: list[float]) -> bool:
         """Record the next chunk's losses; True when the test should stop."""
-        done = len(losses) + len(new)
-        new_smooth = smoother.extend_list(new)
+        if type(new) is not list or len(new) != min(chunk, total - len(losses)):
+            new = _as_losses(new, min(chunk, total - len(losses))).tolist()
+        # smoothing and check_stop on the whole curve so far, without rescanning it
+        new_smooth, reason, index = monitor.extend(new)
         losses.extend(new)
         smoothed.extend(new_smooth)
+        done = len(losses)
         if evaluate is not None and eval_every and done % eval_every < len(new):
             val_step.append(done)
             val_loss.append(float(evaluate()))
-        meter.update(done, new[-1])
-        # check_stop on the whole curve so far, without rescanning it every chunk
-        reason, index = scan.extend(new_smooth, new)
+        if progress:
+            meter.update(done, new[-1])
+        if reason == "completed":
+            return False
         if reason == "diverged" and not stop_on_divergence:
             # keep going past a divergence, but never past a non-finite loss
             finite = np.isfinite(np.array(losses))
-            reason, index = (
-                ("non_finite", int(np.argmin(finite)))
-                if not finite.all()
-                else ("completed", finite.size)
-            )
-        if reason in ("non_finite", "diverged"):
-            stop.append((reason, index))
-            return True
-        return False
+            if finite.all():
+                return False
+            reason, index = "non_finite", int(np.argmin(finite))
+        stop.append((reason, index))
+        return True
 
     run_chunks = getattr(trainer, "run_chunks", None)
     began = time.perf_counter()
@@ -149,7 +139,7 @@ def range_test(
     try:
         if callable(run_chunks):
             # The trainer drives the chunks (fewer round trips); the same steps and losses.
-            run_chunks(lrs, chunk, lambda new: take(_checked(new, len(losses), chunk, lrs.size)))
+            run_chunks(lrs, chunk, take)
             if not stop and len(losses) != lrs.size:
                 raise TrainerError(
                     f"Trainer.run_chunks returned after {len(losses)} of {lrs.size} steps "
