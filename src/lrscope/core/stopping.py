@@ -211,6 +211,12 @@ class CurveMonitor:
         self.smoother = RunningSmoother(beta)
         self.scan = StopScan(diverge_factor)
         self._fast = False  # True once the scan has settled, while everything is finite
+        # The two objects' state while _fast (copied in when it begins, out when it ends).
+        self._beta, self._average, self._count = beta, 0.0, 0
+        self._best = self._start = self._floor = 0.0
+        self._factor = diverge_factor
+        self._diverged: int | None = None
+        self._index = 0
 
     def extend(self, raw: list[float]) -> tuple[list[float], str, int]:
         """Add the next raw losses (Python floats); return their smoothed values and what
