@@ -384,3 +384,43 @@ def test_cpu_losses_reach_the_engine_as_the_exact_python_floats(dtype):
     want = [loss.to(torch.float64).reshape(()).tolist() for loss in losses]
     np.testing.assert_array_equal(got, want)
     assert _host_floats([]) == []
+
+
+@pytest.mark.torch
+@needs("torch")
+@pytest.mark.parametrize("general_only", [False, True])
+def test_a_chunk_callback_that_leaves_the_model_in_eval_mode_does_not_change_training(
+    general_only,
+):
+    """Both step loops put the model back in train mode after each hand-over (a callback may
+    evaluate): with dropout and BatchNorm, losses equal bit for bit to a callback that does
+    not touch the mode, and every step of every chunk ran in train mode."""
+    torch = _torch()
+    import lrscope.torch as lt
+
+    runs = []
+    for leave_in_eval in (False, True):
+        model, optimizer, data = _setup("adam")
+        torch.manual_seed(5)
+        trainer = lt.trainer(model, optimizer, torch.nn.functional.mse_loss, data)
+        trainer._general_only = general_only
+        modes: list[bool] = []
+        forward = model.forward
+
+        def recording_forward(x, forward=forward, model=model, modes=modes):
+            modes.append(model.training)
+            return forward(x)
+
+        model.forward = recording_forward
+        losses: list[float] = []
+
+        def on_chunk(new, model=model, losses=losses, leave_in_eval=leave_in_eval):
+            losses.extend(new)
+            if leave_in_eval:
+                model.eval()
+            return False
+
+        trainer.run_chunks(np.geomspace(1e-4, 1e-2, 12), 4, on_chunk)
+        assert len(losses) == 12 and all(modes) and len(modes) == 12
+        runs.append(losses)
+    assert runs[0] == runs[1]
