@@ -595,7 +595,8 @@ def test_user_mistakes_give_one_line_errors():
     with pytest.raises(TypeError, match=r"`loss_fn` must return the loss as a scalar torch"):
         lt.find_lr(model, optimizer, lambda p, t: 0.5, good, steps=5)
 
-    # Checked when backward() refuses the loss: the one-line error, not backward's chained
+    # Checked when backward() refuses the loss: the one-line error, without backward's own
+    # error chained to it
     detached = lambda pred, target: F.mse_loss(pred, target).detach()  # noqa: E731
     weights = [p.detach().clone() for p in model.parameters()]
     no_grad_fn = r"`loss_fn` must return a loss computed"

@@ -110,8 +110,9 @@ def range_test(
 
     def take(new: list[float]) -> bool:
         """Record the next chunk's losses; True when the test should stop."""
-        if type(new) is not list or len(new) != min(chunk, total - len(losses)):
-            new = _as_losses(new, min(chunk, total - len(losses))).tolist()
+        expected = min(chunk, total - len(losses))
+        if type(new) is not list or len(new) != expected:
+            new = _as_losses(new, expected).tolist()
         # smoothing and check_stop on the whole curve so far, without rescanning it
         new_smooth, reason, index = monitor.extend(new)
         losses.extend(new)
