@@ -7,6 +7,7 @@ import lrscope
 from lrscope.core.confidence import FLAGS, assess, warnings_text
 from lrscope.core.ramp import lr_ramp
 from lrscope.core.result import RangeTestResult
+from lrscope.core.rules import _centred_median
 from lrscope.core.smoothing import smooth_loss
 from lrscope.lab.linreg import linreg_trainer
 
@@ -187,3 +188,41 @@ def test_the_blend_interval_is_the_geometric_mean_of_its_parts_intervals(monkeyp
     assert quality.interval == pytest.approx((np.sqrt(e_low * m_low), np.sqrt(e_high * m_high)))
     assert quality.lr == result.suggest("blend").lr
     assert quality.interval[0] <= quality.lr <= quality.interval[1]
+
+
+def test_a_blow_up_in_the_last_steps_is_not_a_breakdown(lesson_data):
+    """The centred median's shrunk windows at the end cannot see a blow-up of the last few
+    steps: a long flat bottom, then the loss jumps 0.07 -> 8.4 -> 1238 (the lesson in float32
+    JAX) has a running median that ends below the breakdown level. Two rising losses above
+    it at the end are a divergence; one spike followed by a lower loss is not."""
+    lrs, loss = breakdown(back_to_chance_with_spikes)
+    n = int(np.argmin(loss)) + 14  # 13 steps past the lowest point, the last one 2.4
+    lrs, loss = lrs[:n].copy(), loss[:n].copy()
+    assert "broke_down" in assess(result_from(lrs, loss, "diverged")).flags
+    loss[-2:] = [5.0, 1238.0]  # blows up in the last two steps
+    blown = result_from(lrs, loss, "diverged")
+    centred = _centred_median(loss, 3)
+    assert centred[-1] < centred[0] + 2 * (centred[0] - centred.min())  # the median misses it
+    assert "broke_down" not in assess(blown).flags
+    loss[-2:] = [1238.0, 2.4]  # a spike, then back to chance level: still a breakdown
+    assert "broke_down" in assess(result_from(lrs, loss, "diverged")).flags
+    # the lesson's own range test, in the float64 NumPy lab: no flag, no retest
+    from lrscope.core.confidence import broke_down
+
+    result = lrscope.range_test(linreg_trainer(lesson_data), start_lr=1e-4, steps=100)
+    assert not broke_down(result) and result.steps == 100
+
+
+def test_a_curve_too_short_to_read_is_never_called_broken_down():
+    """Fewer than MIN_GOOD_POINTS finite steps: too_few_points says it all, and range_test
+    does not run a 4x retest on the strength of a 10-step curve."""
+    from lrscope.core.confidence import MIN_GOOD_POINTS, broke_down
+
+    lrs, loss = breakdown(back_to_chance_with_spikes)
+    lowest = int(np.argmin(loss))
+    lrs, loss = lrs[lowest - 12 : lowest + 7], loss[lowest - 12 : lowest + 7]
+    assert lrs.size == MIN_GOOD_POINTS - 1
+    short = result_from(lrs, loss, "completed")
+    assert assess(short).flags == ("too_few_points",) and not broke_down(short)
+    longer = result_from(*(v[: lowest + 14] for v in breakdown(back_to_chance_with_spikes)))
+    assert broke_down(longer) and "broke_down" in assess(longer).flags

@@ -12,14 +12,19 @@ wrong with that reading and names it:
   range, not the edge. Raise ``end_lr``.
 - ``broke_down``: after its lowest point the loss went back to about where it started
   instead of blowing up: its running median never rose more than :data:`BREAKDOWN_FALLS`
-  times its fall above its starting level, over at least one median window, without a
-  non-finite loss. Training broke down (dead units, a collapse to one prediction, spikes on
-  a plateau) rather than diverged, so the edge the rules read is blurred. On the quality
-  benchmark it fires on every seed of the digits CNN (SGD momentum; 4 of 5 on another CPU's
-  kernels, benchmarks/results/ramp_length.md), where the default read up to 4.4x below a
-  seed's grid-best LR at 100 steps (7.7x at 400), and on one seed of the Keras MLP, where it
-  was within 1.7x: a reason to check with ``lrscope.verify``, not a verdict
-  (docs/quality.md).
+  times its fall above its starting level, over at least one median window, on a curve of
+  at least :data:`MIN_GOOD_POINTS` steps without a non-finite loss, and the test did not
+  end with two rising losses above that level (a blow-up in the last few steps, which the
+  median's window cannot show). Training broke down (dead units, a collapse to one
+  prediction, spikes on a plateau) rather than diverged, so the edge the rules read is
+  blurred. On the quality benchmark it fires on every seed of
+  the digits CNN (SGD momentum; 4 of 5 on another CPU's kernels,
+  benchmarks/results/ramp_length.md), where the default rule on one 100-step test
+  read up to 4.4x below a seed's grid-best LR at 100 steps (7.7x at 400), and on one seed of
+  the Keras MLP, where it was within 1.7x. :func:`broke_down` computes this flag alone:
+  ``range_test`` (``retest=True``) then runs the test again with 4x the steps, whose reading
+  is steadier; a retested curve that broke down again is a reason to check with
+  ``lrscope.verify`` (docs/quality.md).
 - ``too_noisy``: the step-to-step scatter of the loss around its running median is more
   than a quarter of the total fall: the position of the minimum is uncertain.
 - ``suggestions_disagree``: the two readings of the edge that the default blends (``edge``
@@ -42,7 +47,7 @@ diverges); a wide interval is a reason to run ``lrscope.verify``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -122,6 +127,64 @@ class Quality:
         }
 
 
+class _Shape(NamedTuple):
+    """The lag-free reading of a curve that the flags and the interval share."""
+
+    half: int  # half-width of the centred median's window
+    centred: np.ndarray  # the raw loss's centred running median
+    lowest: int  # step of its lowest point
+    fall: float  # how far it fell from its first value to that point
+    flag: str | None  # "never_fell", "never_diverged", "broke_down" or None
+
+
+def _shape(raw: np.ndarray, stop_reason: str) -> _Shape:
+    """Read the finite raw curve (at least 3 points) the way the ``edge`` rule does, and name
+    how it ended: never fell, never diverged, broke down, or none of these."""
+    half = max(1, round(raw.size * EDGE_WINDOW))
+    centred = _centred_median(raw, half)
+    lowest = int(np.argmin(centred))
+    start_noise = std(raw[: min(raw.size, 10)])
+    fall = float(centred[0] - centred[lowest])
+    flag = None
+    if lowest == 0 or not fall > 2.0 * start_noise:
+        flag = "never_fell"
+    else:
+        rise = float(np.max(centred[lowest:]) - centred[lowest])
+        stopped = stop_reason in ("diverged", "non_finite")
+        if not stopped and rise < ROSE_SHARE * fall:
+            flag = "never_diverged"
+        elif (
+            stop_reason != "non_finite"
+            and raw.size >= MIN_GOOD_POINTS  # on fewer, too_few_points says it all
+            and centred.size - lowest > 2 * half
+            and float(np.max(centred[lowest:])) < centred[0] + BREAKDOWN_FALLS * fall
+            and not _rising_at_the_end(raw, centred[0] + BREAKDOWN_FALLS * fall)
+        ):
+            flag = "broke_down"
+    return _Shape(half, centred, lowest, fall, flag)
+
+
+def _rising_at_the_end(raw: np.ndarray, band: float) -> bool:
+    """True when the last two losses are above ``band`` and still rising: the curve is blowing
+    up as the test ends. The centred median's shrunk windows at the end cannot show a blow-up
+    of the last few steps (on the lesson in float32 it ended 4.2 above a start of 2.4 while
+    the raw loss went 0.07, 8.4, 1238), and one spike is not two."""
+    return raw.size >= 2 and float(raw[-1]) > float(raw[-2]) > band
+
+
+def broke_down(result: Any) -> bool:
+    """True when :func:`assess` would flag ``broke_down`` on ``result``; computes only that
+    (the range test asks it after every test, to decide whether to test again more slowly).
+
+    >>> broke_down(result)  # doctest: +SKIP
+    False
+    """
+    if result.stop_reason == "non_finite":  # it blew up: a divergence, whatever came before
+        return False
+    _, raw = _finite_prefix(result.lr, result.loss)
+    return raw.size >= 3 and _shape(raw, result.stop_reason).flag == "broke_down"
+
+
 def assess(result: Any) -> Quality:
     """Quality flags and an interval for a :class:`~lrscope.RangeTestResult`; never raises."""
     lrs, raw = _finite_prefix(result.lr, result.loss)
@@ -137,24 +200,10 @@ def assess(result: Any) -> Quality:
     if points < MIN_GOOD_POINTS:
         flags.append("too_few_points")
     if points >= 3:
-        half = max(1, round(points * EDGE_WINDOW))
-        centred = _centred_median(raw, half)
-        lowest = int(np.argmin(centred))
-        start_noise = std(raw[: min(points, 10)])
-        fall = float(centred[0] - centred[lowest])
-        if lowest == 0 or not fall > 2.0 * start_noise:
-            flags.append("never_fell")
-        else:
-            rise = float(np.max(centred[lowest:]) - centred[lowest])
-            stopped = result.stop_reason in ("diverged", "non_finite")
-            if not stopped and rise < ROSE_SHARE * fall:
-                flags.append("never_diverged")
-            elif (
-                result.stop_reason != "non_finite"
-                and centred.size - lowest > 2 * half
-                and float(np.max(centred[lowest:])) < centred[0] + BREAKDOWN_FALLS * fall
-            ):
-                flags.append("broke_down")
+        half, centred, lowest, fall, shape_flag = _shape(raw, result.stop_reason)
+        if shape_flag is not None:
+            flags.append(shape_flag)
+        if shape_flag != "never_fell":
             residual = raw - centred
             scatter = 1.4826 * float(np.median(np.abs(residual[: lowest + 1])))
             noise_ratio = scatter / fall
@@ -220,7 +269,8 @@ _WORDS = {
         "blowing up: training broke down rather than diverged, which blurs the edge the "
         "suggestion is read from (it can be several times too low). Check it with "
         "lrscope.verify at your step budget, or run a test with 4x the steps (e.g. steps=400 "
-        "instead of 100), whose reading is steadier on such curves."
+        "instead of 100; range_test's default retest=True does that by itself), whose reading "
+        "is steadier on such curves."
     ),
     "too_noisy": (
         "The loss is noisy (scatter {noise:.0%} of its fall): the suggestion is uncertain. "
@@ -235,16 +285,52 @@ _WORDS = {
 }
 
 
+#: The ``broke_down`` warning on a test that is already range_test's slower retest.
+_RETESTED_BROKE_DOWN = (
+    "After its lowest point the loss went back to about its starting level instead of "
+    "blowing up, also in this test with {factor}x the steps: the suggestion may still be "
+    "several times too low. Check it with lrscope.verify at your step budget."
+)
+
+
 def warnings_text(result: Any) -> list[str]:
     """One plain-words warning per quality flag (empty when the curve looks trustworthy)."""
-    return _quality_words(assess(result))
+    return _quality_words(assess(result), result)
 
 
-def _quality_words(quality: Quality) -> list[str]:
-    """:func:`warnings_text` for a :class:`Quality` already measured."""
+def retest_note(result: Any) -> str | None:
+    """Plain words saying that ``result`` is range_test's slower retest of a test that broke
+    down (None when it is not).
+
+    >>> retest_note(result)  # doctest: +SKIP
+    'The first test (100 steps) broke down ... this is the test run again with 400 steps ...'
+    """
+    meta = getattr(result, "metadata", None) or {}
+    if meta.get("retest_reason") != "broke_down":
+        return None
+    first_lr = meta.get("first_test_lr")
+    read = f"; its default read {first_lr:.3g}" if isinstance(first_lr, float) else ""
+    return (
+        f"The first test ({meta.get('first_test_steps')} steps) broke down: the loss fell for "
+        f"only a few steps, then went back to its starting level{read}. This is the test run "
+        f"again over the same LRs with {result.steps} steps (range_test(retest=False) "
+        "runs one test only), whose reading is steadier on such curves."
+    )
+
+
+def _quality_words(quality: Quality, result: Any = None) -> list[str]:
+    """:func:`warnings_text` for a :class:`Quality` already measured (on ``result``, whose
+    metadata says whether it is already a slower retest)."""
+    meta = getattr(result, "metadata", None) or {}
+    steps = meta.get("first_test_steps")
+    factor = round(result.steps / steps) if isinstance(steps, int) and steps else None
     values = {
         "points": quality.points,
         "noise": quality.noise_ratio or 0.0,
         "spread": quality.spread_decades or 0.0,
+        "factor": factor,
     }
-    return [_WORDS[flag].format(**values) for flag in quality.flags]
+    words = dict(_WORDS)
+    if meta.get("retest_reason") == "broke_down":
+        words["broke_down"] = _RETESTED_BROKE_DOWN
+    return [words[flag].format(**values) for flag in quality.flags]
