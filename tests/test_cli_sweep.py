@@ -54,6 +54,20 @@ def test_find_budget_verifies_and_prints_the_closed_form_best(tmp_path, capsys):
     assert f"Best learning rate for 20 steps: <b>{check.best_lr:.3g}</b>" in text
 
 
+def test_find_tests_a_curve_that_broke_down_again_unless_told_not_to(tmp_path, capsys):
+    target = f"{ROOT / 'tests' / 'sweep_targets.py'}:breaking_down"
+    assert main(["find", target, "--no-plots", "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    data = json.loads((tmp_path / "a" / "range_test.json").read_text())
+    assert data["steps"] == 400 and data["metadata"]["first_test_steps"] == 100
+    assert "over 400 steps" in out and "note: The first test (100 steps) broke down" in out
+    assert main(["find", target, "--no-plots", "--no-retest", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    data = json.loads((tmp_path / "b" / "range_test.json").read_text())
+    assert data["steps"] == 100 and "first_test_steps" not in data["metadata"]
+    assert "note:" not in out and "retest=True does that by itself" in out
+
+
 def test_sweep_prints_the_map_writes_files_and_resumes(tmp_path, capsys):
     args = ["sweep", TARGET, "--lrs", "0.01:1:5", "--steps", "60", "--eval-every", "1"]
     assert main([*args, "--out", str(tmp_path)]) == 0

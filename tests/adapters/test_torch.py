@@ -619,3 +619,30 @@ def test_user_mistakes_give_one_line_errors():
     assert "\n" not in str(info.value) and "Received: loss_shape=(32, 1)" in str(info.value)
     # nothing was changed by the failed calls
     assert optimizer.param_groups[0]["lr"] == 0.01
+
+
+def test_find_lr_tests_a_curve_that_broke_down_again_and_restores_everything():
+    """A loss that falls briefly and then goes back to chance level (the shape of the quality
+    benchmark's digits CNN) makes find_lr test again with 4x the steps; retest=False runs one
+    test. Either way every piece of user state is back as it was."""
+    from sweep_targets import BreakingDown
+
+    shape = BreakingDown()
+    model = bn_dropout_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    gen = torch.Generator().manual_seed(3)
+    data = loader(*regression_data(), generator=gen)
+
+    def loss_fn(out, y):
+        # real gradients through the model; the value follows the breakdown shape in the LR
+        lr = optimizer.param_groups[0]["lr"]
+        return F.mse_loss(out, y) * 0.0 + float(shape.run([lr])[0])
+
+    before = everything(model, optimizer, generators=[gen])
+    once = lt.find_lr(model, optimizer, loss_fn, data, retest=False)
+    assert once.steps == 100 and "broke_down" in once.quality().flags
+    assert_same(before, everything(model, optimizer, generators=[gen]))
+    again = lt.find_lr(model, optimizer, loss_fn, data)
+    assert again.steps == 400 and again.metadata["first_test_steps"] == 100
+    assert again.metadata["framework"] == "torch"  # the adapter's metadata is kept
+    assert_same(before, everything(model, optimizer, generators=[gen]))

@@ -116,6 +116,7 @@ def test_not_a_trainer_is_a_type_error():
         ({"beta": 1.0}, "`beta`"),
         ({"diverge_factor": -1.0}, "`diverge_factor`"),
         ({"eval_every": 5}, "evaluate"),
+        ({"retest": "yes"}, "`retest` must be True or False"),
     ],
 )
 def test_bad_engine_options_are_refused(kwargs, match):
@@ -276,3 +277,102 @@ def test_check_trainer_catches_a_run_chunks_that_differs_from_run():
         check_trainer(Off())
     with pytest.raises(AssertionError, match="went on after on_chunk returned True"):
         check_trainer(Deaf())
+
+
+# -- the slower retest of a curve that broke down ----------------------------------------------
+def test_a_curve_that_broke_down_is_tested_again_with_4x_the_steps_from_the_same_start():
+    from sweep_targets import BreakingDown
+
+    from lrscope.core.confidence import broke_down
+    from lrscope.core.rangetest import RETEST_FACTOR
+
+    trainer = BreakingDown()
+    before = trainer.snapshot()
+    first = range_test(trainer, retest=False)
+    assert broke_down(first) and "broke_down" in first.quality().flags
+    assert trainer.snapshot() == before  # restored after each test
+    alone = range_test(trainer, steps=100 * RETEST_FACTOR, retest=False)
+    result = range_test(trainer)  # retest=True by default
+    assert trainer.snapshot() == before
+    assert RETEST_FACTOR == 4 and result.steps == 400
+    # the second test is exactly a 400-step test from the same start, bit for bit
+    np.testing.assert_array_equal(result.lr, alone.lr)
+    np.testing.assert_array_equal(result.loss, alone.loss)
+    np.testing.assert_array_equal(result.smooth_loss, alone.smooth_loss)
+    assert result.metadata == {
+        "retest_reason": "broke_down",
+        "first_test_steps": 100,
+        "first_test_lr": first.suggest().lr,
+        "first_test_elapsed_s": result.metadata["first_test_elapsed_s"],
+    }
+    assert 0 < result.metadata["first_test_elapsed_s"] < result.elapsed_s * 10
+    # the user's metadata is kept beside the retest's
+    tagged = range_test(trainer, metadata={"run": "a"})
+    assert tagged.metadata["run"] == "a" and tagged.metadata["first_test_steps"] == 100
+
+
+def test_a_curve_that_did_not_break_down_is_tested_once(lesson_data):
+    t = Quadratic()
+    result = range_test(t, start_lr=1e-3, end_lr=100.0, steps=100)
+    assert "broke_down" not in result.quality().flags and result.stop_reason == "diverged"
+    assert result.steps == 100 and len(t.calls) == result.n_steps  # one test, no more steps
+    assert "retest_reason" not in result.metadata
+    lesson = range_test(linreg_trainer(lesson_data), steps=100)
+    assert lesson.steps == 100 and lesson.metadata == {}
+
+
+def test_the_retest_scales_eval_every_and_raise_on_divergence_sees_its_result():
+    from sweep_targets import BreakingDown
+
+    trainer = BreakingDown()
+    result = range_test(trainer, eval_every=5, chunk_size=5)
+    assert result.steps == 400
+    # the retest evaluated every 20 steps: the same number of points per decade of LR
+    assert result.val_step.tolist() == list(range(20, result.n_steps + 1, 20))
+    assert result.stop_reason == "diverged"
+    with pytest.raises(DivergenceError) as caught:
+        range_test(BreakingDown(), raise_on_divergence=True)
+    assert caught.value.result.steps == 400
+    assert caught.value.result.metadata["first_test_steps"] == 100
+
+
+def test_ctrl_c_during_the_retest_returns_its_partial_curve_and_restores():
+    from sweep_targets import BreakingDown
+
+    class Interrupted(BreakingDown):
+        def run(self, lrs):
+            if self.total >= 150:  # 100-odd steps of the first test, then 50 of the retest
+                raise KeyboardInterrupt
+            self.total += len(lrs)
+            return super().run(lrs)
+
+    trainer = Interrupted()
+    trainer.total = 0
+    before = trainer.snapshot()
+    result = range_test(trainer)
+    assert result.stop_reason == "interrupted" and result.steps == 400
+    assert 0 < result.n_steps < 100
+    assert isinstance(result.metadata["first_test_lr"], float)
+    assert "interrupted" in result.quality().flags
+    assert trainer.snapshot() == before
+
+
+def test_the_words_say_when_a_test_was_run_again():
+    from sweep_targets import BreakingDown
+
+    from lrscope.core.confidence import retest_note, warnings_text
+    from lrscope.viz.text import suggestions_table
+
+    once = range_test(BreakingDown(), retest=False)
+    assert retest_note(once) is None
+    [words] = warnings_text(once)
+    assert "steps=400" in words and "retest=True" in words
+    again = range_test(BreakingDown())
+    note = retest_note(again)
+    assert note is not None and "first test (100 steps) broke down" in note
+    assert f"its default read {once.suggest().lr:.3g}" in note and "with 400 steps" in note
+    [words] = warnings_text(again)  # still broke down: verify is what is left
+    assert "also in this test with 4x the steps" in words and "lrscope.verify" in words
+    assert "steps=400" not in words
+    table = suggestions_table(again)
+    assert f"note: {note}" in table and f"warning: {words}" in table

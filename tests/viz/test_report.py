@@ -461,3 +461,12 @@ def test_the_range_test_section_says_how_far_to_trust_the_suggestion():
             box = f"<p class='warn'><b>Warning:</b> {html.escape(line, quote=True)}</p>"
             assert box in page
             assert box in result._repr_html_()  # the notebook display says it too
+    # A test that broke down and was run again with 4x the steps says so, in the CLI's words.
+    from sweep_targets import BreakingDown
+
+    from lrscope.core.confidence import retest_note
+
+    again = range_test(BreakingDown())
+    note = html.escape(retest_note(again), quote=True)
+    assert f"<p class='muted'><b>Tested again:</b> {note}</p>" in report.to_html(again)
+    assert "Tested again" not in report.to_html(short)

@@ -776,6 +776,7 @@ def find_lr(
     lr_diverge: float | None = None,
     metadata: Mapping[str, str | int | float | bool | None] | None = None,
     progress: bool = False,
+    retest: bool = True,
     return_params: bool = False,
 ) -> RangeTestResult | tuple[RangeTestResult, Any]:
     """LR range test of a JAX loss with an optax optimizer, compiled once, run in chunks.
@@ -830,6 +831,7 @@ def find_lr(
         lr_diverge=lr_diverge,
         metadata={**jax_trainer.metadata(), **(metadata or {})},
         progress=progress,
+        retest=retest,
     )
     # Recorded after the run: how many times the chunk was compiled (1 unless retraced).
     result = dataclasses.replace(

@@ -868,6 +868,7 @@ def find_lr(
     lr_diverge: float | None = None,
     metadata: Mapping[str, str | int | float | bool | None] | None = None,
     progress: bool = False,
+    retest: bool = True,
 ) -> RangeTestResult:
     """LR range test of a PyTorch training setup; the model, optimizer, scaler, RNGs and data
     position are restored exactly afterwards, whatever happens (divergence, error, Ctrl-C).
@@ -916,6 +917,7 @@ def find_lr(
             lr_diverge=lr_diverge,
             metadata={**torch_trainer.metadata(), **(metadata or {})},
             progress=progress,
+            retest=retest,
         )
     finally:
         torch_trainer.close()

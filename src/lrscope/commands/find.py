@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG")
     parser.add_argument(
+        "--no-retest",
+        action="store_true",
+        help="run exactly one test, even when its curve broke down (by default such a test "
+        "runs again with 4x the steps, whose reading is steadier)",
+    )
+    parser.add_argument(
         "--budget",
         type=positive_int,
         default=None,
@@ -54,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         mode=args.mode,
         metadata={"target": args.target},
+        retest=not args.no_retest,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     written = [result.save(args.out / "range_test.json")]

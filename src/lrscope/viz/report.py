@@ -350,10 +350,13 @@ def _run_rows(result: RangeTestResult) -> list[list[object]]:
 def _quality_html(result: RangeTestResult) -> str:
     """How far to trust the suggestion: ``quality()``'s interval, and its flags as the same
     plain-words warnings the CLI prints (or a line saying none was raised)."""
-    from lrscope.core.confidence import _quality_words
+    from lrscope.core.confidence import _quality_words, retest_note
 
     quality = result.quality()
     parts = []
+    note = retest_note(result)
+    if note is not None:
+        parts.append(f"<p class='muted'><b>Tested again:</b> {_esc(note)}</p>")
     if quality.interval is not None:
         low, high = quality.interval
         parts.append(
@@ -361,7 +364,7 @@ def _quality_html(result: RangeTestResult) -> str:
             "(<code>result.quality().interval</code>). Check the LR for your step budget "
             "with <code>lrscope.verify</code>.</p>"
         )
-    warnings = _quality_words(quality)
+    warnings = _quality_words(quality, result)
     parts += [f"<p class='warn'><b>Warning:</b> {_esc(text)}</p>" for text in warnings]
     if not warnings:
         parts.append("<p class='muted'>No quality flag was raised on this curve.</p>")

@@ -45,7 +45,7 @@ def describe_stop(result: RangeTestResult) -> str:
 def suggestions_table(result: RangeTestResult) -> str:
     """One row per rule: the suggested LR (or '-') and the rule's reason; the default rule is
     marked with ``*``, and the curve's quality warnings follow in plain words."""
-    from lrscope.core.confidence import warnings_text
+    from lrscope.core.confidence import retest_note, warnings_text
     from lrscope.core.rules import DEFAULT_RULE
 
     rows = [
@@ -58,6 +58,9 @@ def suggestions_table(result: RangeTestResult) -> str:
     ]
     lines = [format_table(["rule", "suggested lr", "why"], rows, align="lrl")]
     lines.append("* default rule (chosen by benchmarks/bench_quality.py)")
+    note = retest_note(result)
+    if note is not None:
+        lines.append(f"note: {note}")
     lines += [f"warning: {text}" for text in warnings_text(result)]
     return "\n".join(lines)
 
