@@ -113,6 +113,7 @@ def run_find_lr(data, params, warm, chunk_size=None):
             steps=STEPS,
             stop_on_divergence=False,
             chunk_size=chunk_size,
+            retest=False,  # one test of STEPS steps: the cost measured here
         ).loss
     return lrscope.range_test(
         warm,
@@ -121,6 +122,7 @@ def run_find_lr(data, params, warm, chunk_size=None):
         steps=STEPS,
         stop_on_divergence=False,
         chunk_size=chunk_size,
+        retest=False,
     ).loss
 
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 from machine import cpu_model  # benchmarks/machine.py
 from quality.harness import (
+    DEFAULT_ROW,
     NEAR_FACTORS,
     RANGE_TEST,
     VERIFY_SPAN,
@@ -53,6 +54,10 @@ SMOKE_TASKS = {
 }
 
 
+#: The default row's name in the tables.
+DEFAULT_NAME = "**default** (blend; 4x-step retest when the curve broke down)"
+
+
 def _fmt(value: float | None, spec: str) -> str:
     if value is None:
         return "none"
@@ -70,12 +75,18 @@ def flag_lines(task: Task, runs: list) -> list[str]:
     grid-best LR per budget (so a seed spread of the default can be told apart from a spread
     of the best LR itself), and whether the interval covered it."""
     lines = [
-        "| seed | flags | default LR | interval | grid-best LR (short, long) "
-        "| covers grid-best (short, long) |"
+        "| seed | flags (100-step test) | tested again (flags) | default LR | interval "
+        "| grid-best LR (short, long) | covers grid-best (short, long) |"
     ]
-    lines.append("|---:|---|---:|---|---|---|")
+    lines.append("|---:|---|---|---:|---|---|---|")
     for run in runs:
-        quality = run.result.quality()
+        quality = run.default_result.quality()
+        first = run.result.quality()
+        again = (
+            f"{run.default_result.steps} steps ({', '.join(quality.flags) or 'none'})"
+            if "first_test_steps" in run.default_result.metadata
+            else "no"
+        )
         cover, bests = [], []
         for budget in task.budgets:
             best = float(task.grid[int(np.argmin(run.grid_scores[budget]))])
@@ -88,8 +99,8 @@ def flag_lines(task: Task, runs: list) -> list[str]:
             f"{quality.interval[0]:.3g}..{quality.interval[1]:.3g}" if quality.interval else "none"
         )
         lines.append(
-            f"| {run.seed} | {', '.join(quality.flags) or 'none'} | {_fmt(quality.lr, '.3g')} | "
-            f"{interval} | {', '.join(bests)} | {', '.join(cover)} |"
+            f"| {run.seed} | {', '.join(first.flags) or 'none'} | {again} | "
+            f"{_fmt(quality.lr, '.3g')} | {interval} | {', '.join(bests)} | {', '.join(cover)} |"
         )
     return lines
 
@@ -112,7 +123,13 @@ def markdown(
         "peers (`peer:*`): our re-implementations on the same trainer, each with its own ramp, "
         "smoothing, stop and trimming (benchmarks/quality/peers.py)",
         f"- peers' own packages (`pkg:*`): {info.get('packages', 'not run')}",
-        f"- lrscope's default rule: `{DEFAULT_RULE}`; `verify`: lrscope.verify around the "
+        f"- lrscope's default (`{DEFAULT_NAME}`): `range_test` as users call it, read by the "
+        f"default rule `{DEFAULT_RULE}`; with `retest=True` (its default), a 100-step curve "
+        "that broke down (quality flag `broke_down`) is tested again with 4x the steps and "
+        "that test is read (checked bit for bit against the rows' own 100- and 400-step "
+        f"tests). Every other lrscope row reads one 100-step test (`{DEFAULT_RULE}` is the "
+        "default rule on it alone)",
+        "- `verify`: lrscope.verify around the "
         "default suggestion (x1/10, x1/3, x1, x3; then 3x steps past an end winner and "
         "bisection to 1.2x, at most 14 runs) at the task's budget, ranked by the trainer's "
         "`evaluate()` (the validation split; for the lesson its full-batch training loss); its "
@@ -146,7 +163,7 @@ def markdown(
         for row in rows:
             if row.task != task.name:
                 continue
-            name = f"**{row.rule}** (default)" if row.rule == DEFAULT_RULE else row.rule
+            name = DEFAULT_NAME if row.rule == DEFAULT_ROW else row.rule
             missing = sum(lr is None for lr in row.lrs)
             lr_text = _fmt(row.median_lr, ".3g") + (f" ({missing} none)" if missing else "")
             lines.append(
@@ -193,7 +210,7 @@ def markdown(
     for med, worst, rule, ok, within, total, spreads, mean_worst, mean_ok in sorted(
         summary, key=lambda s: (s[1], s[0])
     ):
-        name = f"**{rule}** (default)" if rule == DEFAULT_RULE else rule
+        name = DEFAULT_NAME if rule == DEFAULT_ROW else rule
         lines.append(
             f"| {name} | {_regret(med)} | {_regret(worst)} | {ok}/{total} | {within}/{total} | "
             f"{_fmt(max(spreads) if spreads else None, '.2f')} | {_regret(mean_worst)} | "

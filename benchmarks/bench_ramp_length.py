@@ -67,7 +67,8 @@ def measure_seed(task: Task, seed: int) -> dict:
     lrs: dict[str, float | None] = {}
     flags: tuple[str, ...] = ()
     for steps in LENGTHS:
-        result = lrscope.range_test(runner.trainer, **{**options, "steps": steps})  # type: ignore[arg-type]
+        # One test of each length: the variants compare test lengths, so no retest.
+        result = lrscope.range_test(runner.trainer, **{**options, "steps": steps}, retest=False)  # type: ignore[arg-type]
         if steps == RANGE_TEST["steps"]:  # what quality() says of the default test
             flags = tuple(result.quality().flags)
         for rule in RULES:

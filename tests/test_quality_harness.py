@@ -54,7 +54,7 @@ def test_where_the_grid_best_lies_around_the_default_by_hand():
     task = Task("toy", "toy", make=None, grid=np.array([0.01, 0.1, 1.0]), budgets=(10, 20))
     quality = SimpleNamespace(lr=0.3, interval=(0.2, 0.5))
     run = SimpleNamespace(
-        result=SimpleNamespace(quality=lambda: quality),
+        default_result=SimpleNamespace(quality=lambda: quality),
         # budget 10: best at 0.1 (3x below the default); budget 20: best at 1.0 (3.3x above)
         grid_scores={10: np.array([2.0, 1.0, 3.0]), 20: np.array([3.0, 2.0, 1.0])},
     )
@@ -64,3 +64,33 @@ def test_where_the_grid_best_lies_around_the_default_by_hand():
     # 0.1 is outside the interval, not within x2 (0.15..0.6), within x3 (0.1..0.9) and inside
     # verify's span (0.03..0.9); 1.0 is beyond all of them.
     assert counts == {"total": 3, "interval": 0, "verify_span": 1, "x2": 0, "x3": 1}
+
+
+def _other(result):
+    """``result`` with its losses changed: a test the default call does not repeat."""
+    import dataclasses
+
+    return dataclasses.replace(result, loss=result.loss + 1.0)
+
+
+def test_the_default_row_is_range_tests_default_call_checked_against_the_rules_tests():
+    """default_test runs lrscope.range_test as users do and insists that it repeats, bit for
+    bit, the 100-step test the rules read, or the 400-step test when that one broke down."""
+    from quality.harness import LONG_STEPS, default_test
+    from sweep_targets import BreakingDown
+
+    import lrscope
+    from lrscope.lab.linreg import linreg_trainer, make_data
+
+    options = {"start_lr": 1e-7, "end_lr": 10.0, "steps": 100}
+    trainer = BreakingDown()
+    single = lrscope.range_test(trainer, **options, retest=False)
+    long = lrscope.range_test(trainer, **{**options, "steps": LONG_STEPS}, retest=False)
+    result = default_test(trainer, options, single, long)
+    assert result.metadata["first_test_steps"] == 100
+    np.testing.assert_array_equal(result.loss, long.loss)
+    lesson = linreg_trainer(make_data(seed=0))
+    single = lrscope.range_test(lesson, **options, retest=False)
+    assert default_test(lesson, options, single, long).metadata == {}  # not retested
+    with pytest.raises(RuntimeError, match="differs from the 400-step test it should repeat"):
+        default_test(BreakingDown(), options, single, _other(long))

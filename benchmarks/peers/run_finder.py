@@ -49,7 +49,14 @@ def run_lrscope(task: tasks.Task, seed: int) -> dict[str, Any]:
 
     def call() -> tuple[int, dict[str, float | None]]:
         result = lrscope.torch.find_lr(
-            net, opt, task.loss, data, start_lr=task.start_lr, end_lr=task.end_lr, steps=task.steps
+            net,
+            opt,
+            task.loss,
+            data,
+            start_lr=task.start_lr,
+            end_lr=task.end_lr,
+            steps=task.steps,
+            retest=False,  # one test of task.steps steps, as every peer runs
         )
         results.append(result)
         # Timed: the test and its default suggestion, what a user runs (each peer is timed
@@ -57,8 +64,22 @@ def run_lrscope(task: tasks.Task, seed: int) -> dict[str, Any]:
         return result.n_steps, {"lrscope default": result.suggest().lr}
 
     def extra() -> dict[str, float | None]:
-        # Not timed: a second rule for the table, which no peer computes.
-        return {"valley": results[-1].suggest("valley").lr}
+        # Not timed: a second rule for the table, which no peer computes, and what find_lr's
+        # default (retest=True) gives: a curve that broke down is tested again with 4x the
+        # steps, so the key says how many steps that call ran in all.
+        default = lrscope.torch.find_lr(
+            net, opt, task.loss, data, start_lr=task.start_lr, end_lr=task.end_lr, steps=task.steps
+        )
+        first = default.metadata.get("first_test_steps")
+        ran = (
+            f"{default.n_steps} steps"
+            if first is None
+            else f"retested after a {first}-step test: {default.n_steps} more steps"
+        )
+        return {
+            "valley": results[-1].suggest("valley").lr,
+            f"retest=True ({ran})": default.suggest().lr,
+        }
 
     return {"net": net, "data": data, "call": call, "extra": extra}
 

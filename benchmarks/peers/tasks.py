@@ -192,7 +192,14 @@ def paired(name: str, seed: int = 0) -> Paired:
     net = model(task, seed)
     opt = optimizer(task, net.parameters())
     data = loader(task, seed)
-    options = {"start_lr": task.start_lr, "end_lr": task.end_lr, "steps": task.steps}
+    # One test of task.steps steps, as every peer runs (the default retest=True would test a
+    # curve that broke down again with 4x the steps: a quality step, not this cost).
+    options = {
+        "start_lr": task.start_lr,
+        "end_lr": task.end_lr,
+        "steps": task.steps,
+        "retest": False,
+    }
     steps = lrscope.torch.find_lr(net, opt, task.loss, data, **options).n_steps
     ramp = lrscope.lr_ramp(task.start_lr, task.end_lr, task.steps)[:steps].tolist()
     weights = {key: value.clone() for key, value in net.state_dict().items()}

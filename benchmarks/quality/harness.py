@@ -19,6 +19,11 @@ RANGE_TEST = {"start_lr": 1e-7, "end_lr": 10.0, "steps": 100}
 #: on it, to measure how much of the seed spread is the 100-step test's noise.
 LONG_STEPS = 400
 LONG_RULE = f"{DEFAULT_RULE} ({LONG_STEPS}-step test)"
+#: lrscope's default as users get it: ``range_test`` with its defaults (``retest=True``: a
+#: curve that broke down is tested again with 4x the steps), read by the default rule. Every
+#: other lrscope row reads one 100-step test (``retest=False``), so the rules compare on the
+#: same curve.
+DEFAULT_ROW = "default"
 
 
 @dataclass
@@ -26,7 +31,7 @@ class SeedRun:
     """Everything measured for one task and one seed."""
 
     seed: int
-    result: lrscope.RangeTestResult  # lrscope's own range test (default settings)
+    result: lrscope.RangeTestResult  # lrscope's 100-step range test (retest=False)
     raw: dict[str, tuple[np.ndarray, np.ndarray]]  # un-stopped curves per peer ramp
     grid_scores: dict[int, np.ndarray]  # budget -> score per grid LR
     suggestions: dict[str, float | None] = field(default_factory=dict)
@@ -73,6 +78,30 @@ class Runner:
 Suggester = Callable[[SeedRun], "float | None"]
 
 
+def default_test(
+    trainer: object,
+    options: dict,
+    single: lrscope.RangeTestResult,
+    long: lrscope.RangeTestResult,
+) -> lrscope.RangeTestResult:
+    """``lrscope.range_test`` as users call it (``retest=True``), checked against the tests
+    the rules read: it must be the 100-step test bit for bit, or, when that one broke down,
+    the 400-step test (every task here is deterministic and restored exactly)."""
+    from lrscope.core.rangetest import RETEST_FACTOR
+
+    result = lrscope.range_test(trainer, **options)  # type: ignore[arg-type]
+    retested = "first_test_steps" in result.metadata
+    same_as = long if retested else single
+    if retested and LONG_STEPS != RETEST_FACTOR * single.steps:
+        raise RuntimeError(f"the retest has {result.steps} steps, the long test {LONG_STEPS}")
+    if not np.array_equal(result.loss, same_as.loss, equal_nan=True):
+        raise RuntimeError(
+            f"range_test's default call differs from the {same_as.steps}-step test it should "
+            "repeat: the task is not deterministic, or its trainer does not restore exactly"
+        )
+    return result
+
+
 def lrscope_rule(name: str) -> Suggester:
     return lambda run: run.result.suggest(name).lr
 
@@ -86,6 +115,7 @@ def all_rules() -> dict[str, Suggester]:
     rules: dict[str, Suggester] = {name: lrscope_rule(name) for name in RULES}
     rules.update({f"peer:{name}": peer_rule(name) for name in PEERS})
     rules[LONG_RULE] = lambda run: run.long_result.suggest().lr  # type: ignore[attr-defined]
+    rules[DEFAULT_ROW] = lambda run: run.default_result.suggest().lr  # type: ignore[attr-defined]
     return rules
 
 
@@ -93,7 +123,7 @@ def measure_seed(task: Task, seed: int, rules: dict[str, Suggester], verify: boo
     runner = Runner(task, seed)
     trainer = runner.trainer
     options = {**RANGE_TEST, **task.range_test}
-    result = lrscope.range_test(trainer, **options)  # type: ignore[arg-type]
+    result = lrscope.range_test(trainer, **options, retest=False)  # type: ignore[arg-type]
     raw = {}
     for ramp, (start, end, steps) in RAMPS.items():
         full = lrscope.range_test(
@@ -102,6 +132,7 @@ def measure_seed(task: Task, seed: int, rules: dict[str, Suggester], verify: boo
             end_lr=end,
             steps=steps,
             stop_on_divergence=False,
+            retest=False,
         )
         loss = np.full(steps, np.nan)
         loss[: full.loss.size] = full.loss
@@ -115,7 +146,9 @@ def measure_seed(task: Task, seed: int, rules: dict[str, Suggester], verify: boo
     run.long_result = lrscope.range_test(  # type: ignore[attr-defined]
         trainer,  # type: ignore[arg-type]
         **{**options, "steps": LONG_STEPS},
+        retest=False,
     )
+    run.default_result = default_test(trainer, options, result, run.long_result)  # type: ignore[attr-defined]
     for name, rule in rules.items():
         lr = rule(run)
         run.suggestions[name] = None if lr is None or not math.isfinite(lr) else float(lr)
@@ -125,7 +158,7 @@ def measure_seed(task: Task, seed: int, rules: dict[str, Suggester], verify: boo
         from lrscope.core.verify import verify as run_verify
 
         for budget in task.budgets:
-            outcome = run_verify(trainer, around=result, steps=budget)  # type: ignore[arg-type]
+            outcome = run_verify(trainer, around=run.default_result, steps=budget)  # type: ignore[arg-type,attr-defined]
             run.verified[budget] = outcome.best_lr
             if outcome.best_lr is not None:
                 runner.scores(outcome.best_lr)
@@ -202,7 +235,7 @@ def best_vs_default(task: Task, runs: list) -> list[tuple[float | None, tuple | 
     """Per seed and budget: (default LR, quality() interval, that seed's grid-best LR)."""
     out = []
     for run in runs:
-        quality = run.result.quality()
+        quality = run.default_result.quality()
         for budget in task.budgets:
             best = float(task.grid[int(np.argmin(run.grid_scores[budget]))])
             out.append((quality.lr, quality.interval, best))

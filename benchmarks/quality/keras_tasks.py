@@ -170,8 +170,9 @@ class RemoteRun:
     """What the table needs of one seed measured in a subprocess (``flag_lines``)."""
 
     seed: int
-    result: Any  # lrscope.RangeTestResult
+    result: Any  # lrscope.RangeTestResult: the 100-step test (retest=False)
     grid_scores: dict[int, np.ndarray]
+    default_result: Any  # lrscope.RangeTestResult: range_test's default call
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -227,6 +228,7 @@ def worker(argv: list[str] | None = None) -> int:
             {
                 "seed": run.seed,
                 "result": run.result.to_dict(),
+                "default_result": run.default_result.to_dict(),
                 "grid_scores": {
                     str(b): [_finite_or_none(float(v)) for v in s]
                     for b, s in run.grid_scores.items()
@@ -318,6 +320,7 @@ def run_backend(task: Task, seeds: list[int], timeout: float = 900) -> tuple[lis
             int(r["seed"]),
             lrscope.RangeTestResult.from_dict(r["result"]),
             {int(b): np.array([inf(v) for v in s]) for b, s in r["grid_scores"].items()},
+            lrscope.RangeTestResult.from_dict(r["default_result"]),
         )
         for r in data["runs"]
     ]
