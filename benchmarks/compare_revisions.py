@@ -14,7 +14,10 @@ Run from the repo root (not part of ``make bench``: it needs a revision)::
 
     .venv/bin/python benchmarks/compare_revisions.py 9190a7b --task linreg --repeats 101
 
-writes ``benchmarks/results/compare_revisions.md`` (the latest comparison).
+writes ``benchmarks/results/compare_revisions.md`` (the latest comparison). This checkout's
+``find_lr`` runs one test (``retest=False``, as ``bench_torch.py`` times it); ``--retest``
+times it with its default ``retest=True`` instead (the ``broke_down`` check after the test;
+on a task whose curve breaks down, such as the CNN, the steps then differ from the bare loop's).
 """
 
 from __future__ import annotations
@@ -72,8 +75,10 @@ def import_revision(rev: str, folder: pathlib.Path) -> Any:
     return lrscope_rev
 
 
-def compare(rev: str, name: str, repeats: int, package: Any) -> list[str]:
+def compare(rev: str, name: str, repeats: int, package: Any, retest: bool = False) -> list[str]:
     setup = tasks.paired(name)
+    if retest:
+        setup.options["retest"] = True
 
     def finder(module: Any) -> Callable[[], tuple[list[float], float | None]]:
         # A revision from before `retest` existed ran one test anyway: leave the option out.
@@ -138,6 +143,13 @@ def main() -> None:
     parser.add_argument("--task", action="append", choices=sorted(tasks.TASKS))
     parser.add_argument("--repeats", type=int, default=101)
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS, help="the table's file")
+    parser.add_argument(
+        "--retest",
+        action="store_true",
+        help="time this checkout's find_lr with its default retest=True (the broke_down check "
+        "after every test, and a 4x retest where the curve broke down: only on tasks whose "
+        "curve does not, such as linreg, is the bare loop then the same steps)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
@@ -149,7 +161,7 @@ def main() -> None:
             "|---|---:|---|---:|---:|---:|---:|---:|---|---|",
         ]
         for name in args.task or ["linreg"]:
-            lines += compare(args.rev, name, args.repeats, package)
+            lines += compare(args.rev, name, args.repeats, package, args.retest)
     text = "\n".join(
         [
             f"# find_lr's cost beyond a bare loop: this checkout against {args.rev}",
@@ -159,13 +171,21 @@ def main() -> None:
             "1 torch thread",
             f"- command: `.venv/bin/python benchmarks/compare_revisions.py {args.rev} "
             + " ".join(f"--task {name}" for name in args.task or ["linreg"])
-            + f" --repeats {args.repeats}`",
+            + f" --repeats {args.repeats}"
+            + (" --retest" if args.retest else "")
+            + "`",
             "- both revisions and the bare loop in one process, in a random order per repeat, "
             "each from the same weights, optimizer state and batch order; medians over the "
             "repeats; over the bare loop, ratio and this checkout - REV are medians of each "
             "repeat's difference or ratio; their 95% intervals are distribution-free intervals "
             "for those medians (`median_interval` in benchmarks/machine.py): a change is "
             "measured only when its interval excludes 0",
+            "- this checkout's find_lr "
+            + (
+                "with its default `retest=True` (the `broke_down` check after the test)"
+                if args.retest
+                else "with `retest=False`: one test, as bench_torch.py times it"
+            ),
             "",
             *lines,
             "",
