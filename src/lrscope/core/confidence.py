@@ -17,14 +17,13 @@ wrong with that reading and names it:
   end with two rising losses above that level (a blow-up in the last few steps, which the
   median's window cannot show). Training broke down (dead units, a collapse to one
   prediction, spikes on a plateau) rather than diverged, so the edge the rules read is
-  blurred. On the quality benchmark it fires on every seed of
-  the digits CNN (SGD momentum; 4 of 5 on another CPU's kernels,
-  benchmarks/results/ramp_length.md), where the default rule on one 100-step test
-  read up to 4.4x below a seed's grid-best LR at 100 steps (7.7x at 400), and on one seed of
-  the Keras MLP, where it was within 1.7x. :func:`broke_down` computes this flag alone:
-  ``range_test`` (``retest=True``) then runs the test again with 4x the steps, whose reading
-  is steadier; a retested curve that broke down again is a reason to check with
-  ``lrscope.verify`` (docs/quality.md).
+  blurred. On the quality benchmark it fires on every seed of the digits CNN (SGD momentum;
+  4 of 5 on another CPU's kernels, benchmarks/results/ramp_length.md), where the default
+  rule on one 100-step test read up to 4.4x below a seed's grid-best LR at 100 steps (7.7x
+  at 400), and on one seed of the Keras MLP, where it was within 1.7x. :func:`broke_down`
+  computes this flag alone: ``range_test`` (``retest=True``) then runs the test again with
+  4x the steps, whose reading is steadier; a retested curve that broke down again is a
+  reason to check with ``lrscope.verify`` (docs/quality.md).
 - ``too_noisy``: the step-to-step scatter of the loss around its running median is more
   than a quarter of the total fall: the position of the minimum is uncertain.
 - ``suggestions_disagree``: the two readings of the edge that the default blends (``edge``
@@ -167,8 +166,9 @@ def _shape(raw: np.ndarray, stop_reason: str) -> _Shape:
 def _rising_at_the_end(raw: np.ndarray, band: float) -> bool:
     """True when the last two losses are above ``band`` and still rising: the curve is blowing
     up as the test ends. The centred median's shrunk windows at the end cannot show a blow-up
-    of the last few steps (on the lesson in float32 it ended 4.2 above a start of 2.4 while
-    the raw loss went 0.07, 8.4, 1238), and one spike is not two."""
+    of the last few steps (the lesson's range test in float32 JAX: the raw loss went 0.07,
+    8.4, 1238 while the median ended at 4.2, below the breakdown level of 7.2), and one spike
+    is not two."""
     return raw.size >= 2 and float(raw[-1]) > float(raw[-2]) > band
 
 

@@ -84,11 +84,11 @@ def range_test(
     to about its starting level instead of blowing up (:func:`lrscope.core.confidence.
     broke_down`, the ``broke_down`` quality flag), the test runs once more over the same LR
     range with :data:`RETEST_FACTOR` (4) times the steps (and ``eval_every``), from the same
-    restored start, and that test is returned. Such a curve is read several times too low by
-    every rule at 100 steps, and differently on every seed; the slower ramp lets the model
-    train before it reaches the edge. On the quality benchmark this took the default's worst
-    mean-score regret from 1.27 to 1.05 and its seed spread from 0.77 to 0.24 decades
-    (docs/quality.md). The returned result's ``metadata`` then says so: ``retest_reason``,
+    restored start, and that test is returned. The rules that read the edge read such a
+    100-step curve several times too low, and differently on every seed; the slower ramp lets
+    the model train before it reaches the edge. On the quality benchmark this took the
+    default's worst mean-score regret from 1.27 to 1.05 and its seed spread from 0.77 to 0.24
+    decades (docs/quality.md). The returned result's ``metadata`` then says so: ``retest_reason``,
     ``first_test_steps``, ``first_test_lr`` (the first test's default suggestion) and
     ``first_test_elapsed_s``. ``retest=False`` always runs exactly one test.
 
