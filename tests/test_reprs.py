@@ -30,6 +30,15 @@ def test_range_test_result(lesson_data):
     assert f"suggest(): {found.rule} {found.lr:.3g}" in text
 
 
+def test_a_retested_range_test_says_so():
+    from sweep_targets import BreakingDown
+
+    result = range_test(BreakingDown())
+    text = one_line(result, "RangeTestResult")
+    assert "of 400 steps" in text and "retested: the 100-step test broke down" in text
+    assert "retested" not in repr(range_test(BreakingDown(), retest=False))
+
+
 def test_range_test_result_without_steps_or_answer():
     empty = RangeTestResult(
         lr=np.zeros(0),

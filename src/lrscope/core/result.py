@@ -115,6 +115,9 @@ class RangeTestResult:
         if self.stop_reason != "completed" and self.stop_step is not None:
             ending += f" at step {self.stop_step}"
         parts = [f"{self.n_steps} of {self.steps} steps", ran, ending]
+        meta = self.metadata or {}
+        if meta.get("retest_reason") == "broke_down":
+            parts.append(f"retested: the {meta.get('first_test_steps')}-step test broke down")
         try:
             found = self.suggest()
             parts.append(
