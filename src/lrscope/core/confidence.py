@@ -150,14 +150,15 @@ def _shape(raw: np.ndarray, stop_reason: str) -> _Shape:
     else:
         rise = float(np.max(centred[lowest:]) - centred[lowest])
         stopped = stop_reason in ("diverged", "non_finite")
+        band = centred[0] + BREAKDOWN_FALLS * fall  # "back to about where it started"
         if not stopped and rise < ROSE_SHARE * fall:
             flag = "never_diverged"
         elif (
             stop_reason != "non_finite"
             and raw.size >= MIN_GOOD_POINTS  # on fewer, too_few_points says it all
             and centred.size - lowest > 2 * half
-            and float(np.max(centred[lowest:])) < centred[0] + BREAKDOWN_FALLS * fall
-            and not _rising_at_the_end(raw, centred[0] + BREAKDOWN_FALLS * fall)
+            and float(np.max(centred[lowest:])) < band
+            and not _rising_at_the_end(raw, band)
         ):
             flag = "broke_down"
     return _Shape(half, centred, lowest, fall, flag)
