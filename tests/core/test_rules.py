@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lrscope.core.rules import DEFAULT_RULE, MIN_POINTS, RULES, apply_rule
+from lrscope.core.rules import DEFAULT_RULE, MIN_POINTS, RULES, apply_rule, blend, edge, min_div10
 from lrscope.core.smoothing import smooth_loss
 
 
@@ -178,6 +178,46 @@ def test_blend_is_the_geometric_mean_of_edge_and_min_div10():
     assert s.lr == pytest.approx(np.sqrt(fast * steady), rel=1e-12)
     assert min(fast, steady) < s.lr < max(fast, steady)
     assert s.index == int(np.argmin(np.abs(np.log10(lrs) - np.log10(s.lr))))
+
+
+@given(
+    values=curves,
+    start=st.floats(-9, 0),
+    span=st.floats(0.5, 12),
+    raw_given=st.booleans(),
+    smooth_ends=st.integers(0, 80),
+)
+def test_blend_is_its_two_rules_on_any_curve(values, start, span, raw_given, smooth_ends):
+    # blend cuts each curve to its finite prefix once and shares it between its parts; on any
+    # curve (non-finite points included, the smoothed one ending where the raw one does not)
+    # it must answer exactly what the two public rules do.
+    n = len(values)
+    lrs = np.logspace(start, start + span, n) if n else np.zeros(0)
+    raw = np.array(values, dtype=np.float64)
+    smooth = smooth_loss(raw)
+    smooth[smooth_ends:] = np.nan
+    loss = raw if raw_given else None
+    fast, steady = edge(lrs, smooth, loss), min_div10(lrs, smooth, loss)
+    s = blend(lrs, smooth, loss)
+    if fast.lr is None and steady.lr is None:
+        assert s.lr is None and s.reason.endswith(fast.reason)
+    elif fast.lr is None or steady.lr is None:
+        only = steady if fast.lr is None else fast
+        assert (s.lr, s.index) == (only.lr, only.index)
+    else:
+        assert s.lr == float(np.sqrt(fast.lr * steady.lr))
+        finite = np.isfinite(raw if raw_given else smooth)
+        cut = n if finite.all() else int(np.argmin(finite))
+        assert s.index == int(np.argmin(np.abs(np.log10(lrs[:cut]) - np.log10(s.lr))))
+
+
+def test_blend_reads_its_index_on_the_raw_curve_when_the_smoothed_one_ends_first():
+    lrs, raw, _ = ramp_curve()
+    smooth = smooth_loss(raw)
+    smooth[40:] = np.nan  # min_div10 reads the first 40 points; edge and the index all 100
+    s = blend(lrs, smooth, raw)
+    assert s.lr > lrs[39]  # the geometric mean lies past the smoothed curve's end
+    assert s.index == int(np.argmin(np.abs(np.log10(lrs) - np.log10(s.lr)))) > 39
 
 
 def test_blend_falls_back_to_the_rule_that_answered():

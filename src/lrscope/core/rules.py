@@ -99,9 +99,18 @@ def _never_fell(rule: str, smooth: np.ndarray) -> Suggestion | None:
     return None
 
 
+def _nearest(lrs: np.ndarray, lr: float) -> int:
+    """Index of the LR of ``lrs`` closest to ``lr`` in log10."""
+    return int(np.argmin(np.abs(np.log10(lrs) - np.log10(lr))))
+
+
 def minimum(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) -> Suggestion:
     """LR at the lowest smoothed loss."""
-    lrs, smooth = _finite_prefix(lrs, smooth)
+    return _minimum(*_finite_prefix(lrs, smooth))
+
+
+def _minimum(lrs: np.ndarray, smooth: np.ndarray) -> Suggestion:
+    """:func:`minimum` on a curve already cut to its finite prefix."""
     early = _too_short("minimum", lrs.size) or _never_fell("minimum", smooth)
     if early:
         return early
@@ -113,12 +122,16 @@ def minimum(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None)
 
 def min_div10(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) -> Suggestion:
     """The lesson's rule: the LR at the lowest smoothed loss, divided by 10."""
-    found = minimum(lrs, smooth)
+    return _min_div10(*_finite_prefix(lrs, smooth))
+
+
+def _min_div10(lrs_f: np.ndarray, smooth: np.ndarray) -> Suggestion:
+    """:func:`min_div10` on a curve already cut to its finite prefix."""
+    found = _minimum(lrs_f, smooth)
     if found.lr is None:
         return Suggestion("min_div10", None, None, found.reason)
     lr = found.lr / 10.0
-    lrs_f, _ = _finite_prefix(lrs, smooth)
-    index = int(np.argmin(np.abs(np.log10(lrs_f) - np.log10(lr))))
+    index = _nearest(lrs_f, lr)
     if lr < lrs_f[0]:
         return Suggestion(
             "min_div10",
@@ -220,8 +233,11 @@ def _centred_median(values: np.ndarray, half_width: int) -> np.ndarray:
 
 def edge(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) -> Suggestion:
     """A third of the LR at the lowest lag-free smoothed loss (lrscope's rule; see above)."""
-    curve = smooth if loss is None else loss
-    lrs, curve = _finite_prefix(lrs, curve)
+    return _edge(*_finite_prefix(lrs, smooth if loss is None else loss))
+
+
+def _edge(lrs: np.ndarray, curve: np.ndarray) -> Suggestion:
+    """:func:`edge` on a curve already cut to its finite prefix."""
     early = _too_short("edge", lrs.size)
     if early:
         return early
@@ -247,7 +263,7 @@ def edge(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) ->
             f"a third of the edge ({lrs[lowest]:.3g}) is below the tested range "
             f"(start {lrs[0]:.3g}): lower start_lr",
         )
-    index = int(np.argmin(np.abs(np.log10(lrs) - np.log10(lr))))
+    index = _nearest(lrs, lr)
     return Suggestion(
         "edge",
         lr,
@@ -260,8 +276,11 @@ def edge(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) ->
 def blend(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) -> Suggestion:
     """The geometric mean of ``edge`` and ``min_div10`` (lrscope's default; see above). When
     only one of them answers, its LR, with the other's reason."""
-    fast = edge(lrs, smooth, loss)
-    steady = min_div10(lrs, smooth, loss)
+    # Each curve is cut to its finite prefix once, for both parts and the index.
+    lrs_s, smooth_f = _finite_prefix(lrs, smooth)
+    lrs_f, curve = (lrs_s, smooth_f) if loss is None else _finite_prefix(lrs, loss)
+    fast = _edge(lrs_f, curve)
+    steady = _min_div10(lrs_s, smooth_f)
     if fast.lr is None and steady.lr is None:
         return Suggestion(
             "blend", None, None, f"neither edge nor min_div10 answered: {fast.reason}"
@@ -275,8 +294,7 @@ def blend(lrs: np.ndarray, smooth: np.ndarray, loss: np.ndarray | None = None) -
             f"{only.rule} alone ({only.lr:.3g}); {other.rule} gave none: {other.reason}",
         )
     lr = float(np.sqrt(fast.lr * steady.lr))
-    lrs_f, _ = _finite_prefix(lrs, smooth if loss is None else loss)
-    index = int(np.argmin(np.abs(np.log10(lrs_f) - np.log10(lr))))
+    index = _nearest(lrs_f, lr)
     return Suggestion(
         "blend",
         lr,
