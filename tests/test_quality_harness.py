@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality.harness import GRID_BY_VAL, SeedRun, rows_for  # noqa: E402
+from quality.harness import BEST_FIXED, GRID_BY_VAL, SeedRun, rows_for  # noqa: E402
 from quality.tasks import Task  # noqa: E402
 
 
@@ -42,10 +42,37 @@ def test_per_seed_and_mean_score_regret_by_hand():
     assert rule.mean_regret == pytest.approx(1.0)  # mean 2.0 / best mean 2.0
     grid = rows[GRID_BY_VAL]  # validation prefers 1.0 on both seeds
     assert grid.lrs == [1.0, 1.0] and grid.mean_regret == pytest.approx(1.0)
+    # The best fixed LR: both average 2.0, the first (0.1) is taken; per seed it costs 1.0 / 1.0
+    # on seed 0 and 3.0 / 2.0 on seed 1, against the best fixed LR nothing (1 by definition).
+    fixed = rows[BEST_FIXED]
+    assert fixed.lrs == [0.1, 0.1] and fixed.regrets == [1.0, 1.5]
+    assert fixed.mean_regret == 1.0
+    # Every row carries that LR; the grid-best (lowest median score, here a tie) is 0.1 too.
+    assert {row.fixed_lr for row in rows.values()} == {0.1}
+    assert {row.best_lr for row in rows.values()} == {0.1}
     # One seed diverging at the rule's LR makes its mean-score regret inf.
     runs[1] = seed_run(1, [3.0, 2.0], 0.5, val=[5.0, 4.0])
     rule = next(r for r in rows_for(task, runs, ["rule"]) if r.rule == "rule")
     assert rule.regrets[1] == np.inf and rule.mean_regret == np.inf
+    # When every grid LR diverged on some seed there is no best fixed LR: no answer, inf.
+    runs = [
+        seed_run(0, [1.0, np.inf], 0.1, val=[5.0, 4.0]),
+        seed_run(1, [np.inf, 2.0], 0.1, val=[5.0, 4.0]),
+    ]
+    fixed = next(r for r in rows_for(task, runs, ["rule"]) if r.rule == BEST_FIXED)
+    assert fixed.lrs == [None, None] and fixed.regrets == [np.inf, np.inf]
+    assert np.isnan(fixed.fixed_lr)
+
+
+def test_the_best_fixed_lr_is_picked_by_mean_score_the_grid_best_by_median():
+    # Three seeds on a flat bottom: 0.1 has the lowest median score (1.0), but one seed fails
+    # there (4.0), so 1.0 has the lowest mean (1.2 against 2.0): the two yardsticks differ.
+    task = Task("toy", "toy", make=None, grid=np.array([0.1, 1.0]), budgets=(10, 20))
+    scores = [[1.0, 1.1], [1.0, 1.1], [4.0, 1.4]]
+    runs = [seed_run(seed, s, 1.0, val=[5.0, 4.0]) for seed, s in enumerate(scores)]
+    rule = next(r for r in rows_for(task, runs, ["rule"]) if r.rule == "rule")
+    assert rule.best_lr == 0.1 and rule.fixed_lr == 1.0
+    assert rule.mean_regret == pytest.approx(1.0)  # the rule sits on the best fixed LR
 
 
 def test_where_the_grid_best_lies_around_the_default_by_hand():

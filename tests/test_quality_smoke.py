@@ -27,7 +27,13 @@ def test_smoke_benchmark_writes_a_table_with_every_rule(tmp_path):
     summary = text.split("## Summary per rule", 1)[1]
     rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
     names = {rule_name(r.split("|")[1]) for r in rows[1:]}
-    extra = {"verify", "grid search (by val)", f"{DEFAULT_RULE} (400-step test)", "default"}
+    extra = {
+        "verify",
+        "grid search (by val)",
+        "best fixed LR (oracle)",
+        f"{DEFAULT_RULE} (400-step test)",
+        "default",
+    }
     expected = set(RULES) | {f"peer:{p}" for p in PEERS} | extra
     packaged = {f"pkg:{p}" for p in PACKAGES} if HAS_BENCH_VENV else set()
     assert names == expected | packaged
@@ -46,6 +52,11 @@ def test_smoke_benchmark_writes_a_table_with_every_rule(tmp_path):
         assert cells[6] == "diverged" or float(cells[6]) > 0
         within, total = (int(v) for v in cells[7].split("/"))
         assert 0 <= within <= total
+        # median within x2 of the best fixed LR; the oracle's own row always is
+        near, total = (int(v) for v in cells[8].split("/"))
+        assert 0 <= near <= total
+        if rule_name(cells[0]) == "best fixed LR (oracle)":
+            assert near == total and float(cells[6]) == 1.0
     # Where each seed's grid-best lies around the default: counts out of every seed-budget.
     coverage = text.split("## Where each seed's grid-best LR lies around the default", 1)[1]
     counts = [tuple(map(int, m)) for m in re.findall(r"(\d+)/(\d+)", coverage)]

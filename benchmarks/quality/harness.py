@@ -180,6 +180,10 @@ class Row:
     #: seeds: the regret against the best *fixed* LR for the task, which does not pick each
     #: seed's luckiest grid point (inf when a seed diverged or got no LR).
     mean_regret: float = math.nan
+    #: The best fixed LR: the grid LR with the lowest score averaged over the seeds (what
+    #: ``mean_regret`` divides by; NaN when every grid LR diverged on some seed). On a flat
+    #: bottom it can lie far from ``best_lr``, the grid LR with the lowest *median* score.
+    fixed_lr: float = math.nan
 
     @property
     def answered(self) -> list[float]:
@@ -214,6 +218,12 @@ class Row:
 #: which no user can do). Its regret is the floor set by validation noise: verify, which also
 #: ranks by validation loss, cannot be expected to beat it.
 GRID_BY_VAL = "grid search (by val)"
+
+#: The row of the best *fixed* LR: the one grid LR with the lowest score averaged over the
+#: seeds, picked on the test scores it is measured with (an oracle no rule can beat on
+#: mean-score regret, which is 1 by definition). Its per-seed regret is what the seeds' own
+#: noise costs any LR that does not change with the seed: the floor of the per-seed target.
+BEST_FIXED = "best fixed LR (oracle)"
 
 
 def grid_by_validation(task: Task, run: SeedRun, budget: int) -> float | None:
@@ -270,13 +280,17 @@ def rows_for(task: Task, runs: list[SeedRun], rules: list[str]) -> list[Row]:
         with np.errstate(invalid="ignore"):
             median = np.median(table, axis=0)
         best_lr = float(task.grid[int(np.nanargmin(np.where(np.isfinite(median), median, np.inf)))])
-        for rule in [*rules, "verify", GRID_BY_VAL]:
+        # None when every grid LR diverged on some seed: there is no best fixed LR then.
+        fixed = float(task.grid[int(np.argmin(mean_scores))]) if np.isfinite(best_mean) else None
+        for rule in [*rules, "verify", GRID_BY_VAL, BEST_FIXED]:
             lrs: list[float | None] = []
             regrets = []
             scores = []
             for run, best in zip(runs, best_per_seed, strict=True):
                 if rule == GRID_BY_VAL:
                     lr = grid_by_validation(task, run, budget)
+                elif rule == BEST_FIXED:
+                    lr = fixed
                 else:
                     lr = run.verified.get(budget) if rule == "verify" else run.suggestions.get(rule)
                 if rule == "verify" and budget not in run.verified:
@@ -288,7 +302,18 @@ def rows_for(task: Task, runs: list[SeedRun], rules: list[str]) -> list[Row]:
             if lrs:
                 mean = float(np.mean(scores))
                 mean_regret = mean / best_mean if math.isfinite(mean) else math.inf
-                rows.append(Row(task.name, budget, rule, best_lr, lrs, regrets, mean_regret))
+                rows.append(
+                    Row(
+                        task.name,
+                        budget,
+                        rule,
+                        best_lr,
+                        lrs,
+                        regrets,
+                        mean_regret,
+                        math.nan if fixed is None else fixed,
+                    )
+                )
     return rows
 
 

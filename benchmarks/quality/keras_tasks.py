@@ -221,6 +221,7 @@ def worker(argv: list[str] | None = None) -> int:
                 "lrs": r.lrs,
                 "regrets": [_finite_or_none(v) for v in r.regrets],
                 "mean_regret": _finite_or_none(r.mean_regret),
+                "fixed_lr": _finite_or_none(r.fixed_lr),
             }
             for r in rows
         ],
@@ -312,6 +313,7 @@ def run_backend(task: Task, seeds: list[int], timeout: float = 900) -> tuple[lis
             r["lrs"],
             [inf(v) for v in r["regrets"]],
             inf(r["mean_regret"]),
+            math.nan if r["fixed_lr"] is None else float(r["fixed_lr"]),
         )
         for r in data["rows"]
     ]
