@@ -614,6 +614,15 @@ def test_user_mistakes_give_one_line_errors():
     with pytest.raises(TypeError, match=r"`model` must be a torch.nn.Module"):
         lt.find_lr(lambda x: x, optimizer, F.mse_loss, good)
 
+    # LBFGS's step needs a closure; it used to fail inside the first step with a bare
+    # "step() missing 1 required positional argument: 'closure'"
+    lbfgs = torch.optim.LBFGS(model.parameters(), lr=1.0)
+    with pytest.raises(InvalidParameterError, match=r"`optimizer` must be able to step without"):
+        lt.find_lr(model, lbfgs, F.mse_loss, good, steps=5)
+    assert lbfgs.state == {} and all(
+        torch.equal(a, b) for a, b in zip(weights, model.parameters(), strict=True)
+    )
+
     with pytest.raises(InvalidParameterError) as info:
         lt.find_lr(model, optimizer, per_sample, good, steps=5)
     assert "\n" not in str(info.value) and "Received: loss_shape=(32, 1)" in str(info.value)

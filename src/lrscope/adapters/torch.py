@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
+import inspect
 import itertools
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -171,6 +172,16 @@ def _host_floats(losses: list[Any]) -> list[float]:
     return stacked.reshape(-1).tolist()
 
 
+def _step_needs_closure(optimizer: Any) -> bool:
+    """Whether ``optimizer.step`` has a ``closure`` parameter without a default (LBFGS):
+    called without one, it fails inside the first step with a bare TypeError."""
+    try:
+        closure = inspect.signature(optimizer.step).parameters.get("closure")
+    except (TypeError, ValueError):  # no signature to read: let the step decide
+        return False
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise invalid(name, "must be an integer >= 1", **{name: value})
@@ -235,6 +246,14 @@ class TorchTrainer:
             raise TypeError(
                 "Argument `optimizer` must be a torch.optim.Optimizer. "
                 f"Received: optimizer={type(optimizer)!r}"
+            )
+        if _step_needs_closure(optimizer):
+            raise invalid(
+                "optimizer",
+                "must be able to step without a closure: the range test takes one plain "
+                "optimizer.step() per batch (LBFGS and other closure-driven optimizers "
+                "evaluate the loss several times per step)",
+                optimizer=type(optimizer).__name__,
             )
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         if trainable == 0:
