@@ -10,7 +10,9 @@ losses to Python floats) and the engine's bookkeeping and set-up (trainer constr
 ramp, smoothing, stop checks, result). Every part is
 measured inside the real loop, where it costs several times what it costs alone (the steps
 in between evict its code and data from the CPU caches). The wrappers add well under a
-microsecond per call.
+microsecond per call. A second table times each part alone (no find_lr around it), right
+after a bare loop of the task's steps and warm, with one NumPy call for scale: how much of
+each part's cost is the cold caches rather than its work.
 
 Run from the repo root: ``.venv/bin/python benchmarks/bench_torch_breakdown.py``; writes
 ``benchmarks/results/torch_breakdown.md``. ``--smoke`` (tested): the linear regression, 3
@@ -31,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from machine import cpu_model, median_interval  # benchmarks/machine.py
 
@@ -135,6 +138,60 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
     return out
 
 
+#: What ``alone`` times: each part of a find_lr call by itself, and one NumPy call for scale.
+ALONE_PARTS = (
+    "TorchTrainer(...)",
+    "snapshot()",
+    "restore(snapshot)",
+    "result.suggest()",
+    "np.add.reduce(losses)",
+)
+
+
+def alone(name: str, repeats: int = REPEATS) -> dict[str, tuple[float, float]]:
+    """Each part of a find_lr call timed by itself: right after a bare loop of the task's steps
+    (as inside find_lr, where training steps come before or between them) and warm (called
+    back to back). Medians in seconds, ``{part: (after the steps, warm)}``. The garbage
+    collector is off meanwhile (a collection walks every object and would evict the caches
+    itself)."""
+    setup = tasks.paired(name)
+    net, opt, loss, data = setup.net, setup.opt, setup.task.loss, setup.data
+    trainer = TorchTrainer(net, opt, loss, data)
+    state = trainer.snapshot()
+    result = lrscope.torch.find_lr(net, opt, loss, data, **setup.options)
+    losses = result.loss
+    parts: dict[str, Callable[[], Any]] = {
+        "TorchTrainer(...)": lambda: TorchTrainer(net, opt, loss, data),
+        "snapshot()": trainer.snapshot,
+        "restore(snapshot)": lambda: trainer.restore(state),
+        "result.suggest()": result.suggest,
+        "np.add.reduce(losses)": lambda: np.add.reduce(losses),
+    }
+    out = {}
+    gc.collect()
+    gc.disable()
+    try:
+        for label in ALONE_PARTS:
+            fn = parts[label]
+            after, warm = [], []
+            for _ in range(repeats):
+                setup.reset()
+                setup.bare()
+                began = time.perf_counter()
+                fn()
+                after.append(time.perf_counter() - began)
+            fn()
+            for _ in range(repeats):
+                began = time.perf_counter()
+                fn()
+                warm.append(time.perf_counter() - began)
+            out[label] = (statistics.median(after), statistics.median(warm))
+    finally:
+        gc.enable()
+        setup.reset()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="linreg, 3 pairs (the test)")
@@ -159,6 +216,16 @@ def main() -> None:
             f"{'yes' if m['same'] else 'NO'} |"
         )
         print(lines[-1], flush=True)
+    cold = [
+        "| task | part | alone, right after a bare loop us | alone, warm us | ratio |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name in ("linreg",) if args.smoke else ("linreg", "digits_mlp", "digits_cnn"):
+        for part, (after, warm) in alone(name, repeats).items():
+            cold.append(
+                f"| {name} | {part} | {1e6 * after:.1f} | {1e6 * warm:.1f} | {after / warm:.1f}x |"
+            )
+            print(cold[-1], flush=True)
     text = "\n".join(
         [
             "# Where find_lr's time goes beyond a bare loop (PyTorch)",
@@ -185,6 +252,18 @@ def main() -> None:
             "bare loop is this shared machine's noise",
             "",
             *lines,
+            "",
+            "## Each part alone: right after the training steps, and warm",
+            "",
+            f"Medians of {repeats} calls of each part by itself (no find_lr around it): right "
+            "after a bare loop of the task's steps, as inside find_lr, and warm, called back "
+            "to back; the garbage collector off. The training steps evict the part's code "
+            "and data from the CPU caches, so right after them it costs several times its "
+            "warm cost, and so does one NumPy call (the last row, for scale): that is why the "
+            "parts cost more inside the loop (the table above) than any microbenchmark of "
+            "them shows.",
+            "",
+            *cold,
             "",
         ]
     )

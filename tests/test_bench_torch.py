@@ -52,7 +52,20 @@ def test_smoke_run_writes_a_table_whose_rows_parse_and_say_restored(tmp_path):
 
 
 def test_breakdown_smoke_run_parts_add_up_and_the_losses_match_the_bare_loop(tmp_path):
-    (row,) = smoke_rows("bench_torch_breakdown.py", tmp_path / "breakdown.md")
+    rows = smoke_rows("bench_torch_breakdown.py", tmp_path / "breakdown.md")
+    (row,) = [cells for cells in rows if len(cells) == 11]  # the first table's linreg row
+    # the second table: each part alone, right after a bare loop and warm, in microseconds
+    alone = {cells[1]: cells for cells in rows if len(cells) == 5}
+    assert set(alone) == {
+        "TorchTrainer(...)",
+        "snapshot()",
+        "restore(snapshot)",
+        "result.suggest()",
+        "np.add.reduce(losses)",
+    }
+    for cells in alone.values():
+        after, warm, ratio = float(cells[2]), float(cells[3]), float(cells[4].rstrip("x"))
+        assert after > 0 and warm > 0 and ratio > 0  # (the ratio of the unrounded medians)
     ratio, interval = row[4].split(" (")
     low, high = (float(v) for v in interval.rstrip(")").split("-"))
     assert low <= float(ratio.rstrip("x")) <= high
