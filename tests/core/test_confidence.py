@@ -131,6 +131,19 @@ def test_a_loss_that_goes_back_to_its_start_instead_of_blowing_up_broke_down():
     assert "broke_down" not in blown.flags and blown.ok
 
 
+def test_a_loss_that_only_creeps_up_at_the_end_did_not_break_down():
+    """Rising a third of the fall after the lowest point without blowing up (Adam on a small
+    softmax regression does this by LR 10) is not a breakdown: the curve never went back
+    towards where it started. No flag, so range_test runs no 4x retest on it; half-way back
+    is a breakdown."""
+    from lrscope.core.confidence import broke_down
+
+    creeping = result_from(*breakdown(lambda k: 1.3 + 0.3 * min(k, 10) / 10))
+    assert "broke_down" not in assess(creeping).flags and not broke_down(creeping)
+    halfway = result_from(*breakdown(lambda k: 1.3 + 0.6 * min(k, 10) / 10))
+    assert "broke_down" in assess(halfway).flags and broke_down(halfway)
+
+
 def test_broke_down_needs_a_finite_curve_and_a_median_window_past_the_lowest_point():
     lrs, loss = breakdown(back_to_chance_with_spikes)
     lowest = int(np.argmin(loss))

@@ -11,8 +11,9 @@ wrong with that reading and names it:
   test: the stability edge lies beyond ``end_lr``, so edge-based rules read the end of the
   range, not the edge. Raise ``end_lr``.
 - ``broke_down``: after its lowest point the loss went back to about where it started
-  instead of blowing up: its running median never rose more than :data:`BREAKDOWN_FALLS`
-  times its fall above its starting level, over at least one median window, on a curve of
+  instead of blowing up: its running median came back at least :data:`BACK_SHARE` (half) of
+  its fall and never rose more than :data:`BREAKDOWN_FALLS` times its fall above its
+  starting level, over at least one median window, on a curve of
   at least :data:`MIN_GOOD_POINTS` steps without a non-finite loss, and the test did not
   end with two rising losses above that level (a blow-up in the last few steps, which the
   median's window cannot show). Training broke down (dead units, a collapse to one
@@ -74,6 +75,12 @@ ROSE_SHARE = 0.1
 #: plus this many falls (measured on the quality benchmark's torch and NumPy tasks: at most
 #: 1.0 on the CNN, at least 9.9 on every curve that blew up).
 BREAKDOWN_FALLS = 2.0
+#: ``broke_down`` also needs the running median to come back at least this share of its fall
+#: (half-way back to where it started). Every curve the flag fires on in the quality
+#: benchmark rose 1.4-2.0 falls after its lowest point (the CNN, one Keras seed); a loss that
+#: only creeps up at the end of the range without blowing up (Adam on a small softmax
+#: regression: 0.2 falls) has not broken down: there the edge is simply not reached yet.
+BACK_SHARE = 0.5
 
 FLAGS = (
     "too_few_points",
@@ -157,6 +164,7 @@ def _shape(raw: np.ndarray, stop_reason: str) -> _Shape:
             stop_reason != "non_finite"
             and raw.size >= MIN_GOOD_POINTS  # on fewer, too_few_points says it all
             and centred.size - lowest > 2 * half
+            and rise >= BACK_SHARE * fall
             and float(np.max(centred[lowest:])) < band
             and not _rising_at_the_end(raw, band)
         ):
