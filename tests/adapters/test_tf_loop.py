@@ -107,3 +107,45 @@ def test_bad_arguments_are_named():
         ltf.trainer(lambda lr: 0.0, [w], learning_rate=0.1)
     with pytest.raises(lrscope.InvalidParameterError, match="scalar loss"):
         ltf.trainer(lambda lr: tf.zeros(3), [w]).run(np.array([0.1]))
+
+
+def test_a_step_without_the_lr_argument_is_refused_before_anything_runs(lesson_data):
+    """The course's step often reads a Python float LR and takes no argument; called with the
+    LR variable it failed inside the first step with tf.function's binding error."""
+    x, y = tf.constant(lesson_data.x), tf.constant(lesson_data.y)
+    w, b = tf.Variable(W0, dtype=tf.float32), tf.Variable(B0, dtype=tf.float32)
+
+    @tf.function
+    def train_step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(w * x + b - y))
+        dw, db = tape.gradient(loss, [w, b])
+        w.assign_sub(0.1 * dw)
+        b.assign_sub(0.1 * db)
+        return loss
+
+    with pytest.raises(lrscope.InvalidParameterError) as info:
+        ltf.find_lr(train_step, [w, b], start_lr=1e-4, steps=20)
+    message = str(info.value)
+    assert "`step` must take the learning rate as its one argument" in message
+    assert "Received: signature='train_step()'" in message and "\n" not in message
+    assert train_step.experimental_get_tracing_count() == 0  # never called
+    assert (w.numpy(), b.numpy()) == (np.float32(W0), np.float32(B0))
+
+
+def test_one_variable_may_be_given_alone(lesson_data):
+    """find_lr(step, w) for a step that changes one (non-scalar) variable: it is that variable,
+    not its rows, that is snapshot and restored (list() of a tf.Variable iterates its rows)."""
+    x, y = tf.constant(lesson_data.x), tf.constant(lesson_data.y)
+    wb = tf.Variable(np.array([W0, B0], dtype=np.float32))
+
+    @tf.function
+    def train_step(lr):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(wb[0] * x + wb[1] - y))
+        wb.assign_sub(lr * tape.gradient(loss, wb))
+        return loss
+
+    result = ltf.find_lr(train_step, wb, start_lr=1e-4, end_lr=10.0, steps=100)
+    assert result.stop_reason == "diverged"
+    np.testing.assert_array_equal(wb.numpy(), np.array([W0, B0], dtype=np.float32))

@@ -179,6 +179,33 @@ def test_function_trainer_rejects_non_scalar_losses():
         t.run(np.array([0.1]))
 
 
+def test_callables_of_the_wrong_shape_are_refused_before_the_test():
+    """A step that takes no LR, a snapshot that wants an argument or a restore without the
+    state used to fail inside the test with Python's own "takes 0 positional arguments"."""
+    state = {"w": 1.0}
+
+    def step_without_lr():
+        return state["w"] ** 2
+
+    for kwargs, name, form in (
+        ({"step": step_without_lr}, "step", r"step\(lr\) -> loss"),
+        ({"snapshot": lambda which: dict(state)}, "snapshot", r"snapshot\(\) -> state"),
+        ({"restore": lambda: None}, "restore", r"restore\(state\)"),
+    ):
+        callables = {
+            "step": lambda lr: state["w"] ** 2,
+            "snapshot": lambda: dict(state),
+            "restore": state.update,
+            **kwargs,
+        }
+        with pytest.raises(InvalidParameterError, match=rf"`{name}` must be callable as {form}"):
+            find_lr(callables.pop("step"), **callables, steps=10)
+    with pytest.raises(InvalidParameterError, match=r"signature='step_without_lr\(\)'"):
+        FunctionTrainer(step_without_lr, dict, state.update)
+    # builtins without a readable signature (dict) and *args callables are let through
+    FunctionTrainer(lambda *args: 0.0, dict, state.update)
+
+
 def test_non_finite_loss_stops_even_when_divergence_does_not(lesson_data):
     result = range_test(
         linreg_trainer(lesson_data), start_lr=1e-3, end_lr=1e6, steps=100, stop_on_divergence=False

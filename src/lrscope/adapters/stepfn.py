@@ -8,6 +8,7 @@ returns the loss of that step; ``snapshot()`` returns a copy of everything a ste
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from lrscope.core.rangetest import range_test
 from lrscope.core.result import RangeTestResult
-from lrscope.errors import TrainerError
+from lrscope.errors import TrainerError, invalid
 
 
 class FunctionTrainer:
@@ -45,6 +46,15 @@ class FunctionTrainer:
             raise TypeError(
                 f"Argument `evaluate` must be callable or None. Received: evaluate={evaluate!r}"
             )
+        # A step that takes no LR (or a restore without the state) would fail only inside the
+        # test, with Python's own "takes 0 positional arguments" error.
+        for name, fn, count, form in (
+            ("step", step, 1, "step(lr) -> loss"),
+            ("snapshot", snapshot, 0, "snapshot() -> state"),
+            ("restore", restore, 1, "restore(state)"),
+        ):
+            if not _binds(fn, count):
+                raise invalid(name, f"must be callable as {form}", signature=_signature_text(fn))
         self._step = step
         self.snapshot = snapshot
         self.restore = restore
@@ -56,6 +66,23 @@ class FunctionTrainer:
         for i, lr in enumerate(lrs):
             out[i] = _scalar(self._step(float(lr)))
         return out
+
+
+def _binds(fn: Callable[..., Any], count: int) -> bool:
+    """Whether ``fn`` can be called with ``count`` positional arguments (True when its
+    signature cannot be read: the call decides)."""
+    try:
+        inspect.signature(fn).bind(*([None] * count))
+    except TypeError:
+        return False
+    except ValueError:  # no signature (some builtins)
+        return True
+    return True
+
+
+def _signature_text(fn: Callable[..., Any]) -> str:
+    """``name(params)`` of a callable whose signature :func:`_binds` could read."""
+    return f"{getattr(fn, '__name__', type(fn).__name__)}{inspect.signature(fn)}"
 
 
 def _scalar(loss: Any) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lrscope.adapters.stepfn import FunctionTrainer
+from lrscope.adapters.stepfn import FunctionTrainer, _binds, _signature_text
 from lrscope.core.rangetest import range_test
 from lrscope.core.result import RangeTestResult
 from lrscope.errors import invalid, require
@@ -87,7 +87,8 @@ def trainer(
 ) -> TFStepTrainer:
     """A Trainer for a custom TF step ``step(lr) -> loss``, ``lr`` being a ``tf.Variable``.
 
-    ``variables``: every ``tf.Variable`` a step changes (weights, and any state of your own).
+    ``variables``: every ``tf.Variable`` a step changes (weights, and any state of your own);
+    one variable may be given alone.
     ``learning_rate``: your LR ``tf.Variable`` (default: a new float32 one, or the
     ``learning_rate`` variable of ``optimizer``). ``optimizer``: a Keras optimizer whose
     variables (iterations, momenta) are snapshot and restored too; build it before the test
@@ -97,6 +98,18 @@ def trainer(
     tf = _tf()
     if not callable(step):
         raise TypeError(f"Argument `step` must be callable. Received: step={step!r}")
+    if not _binds(step, 1):
+        # The course's own step reads a Python float LR and takes no argument; called with the
+        # LR variable it would fail inside the first step with tf.function's binding error.
+        raise invalid(
+            "step",
+            "must take the learning rate as its one argument, step(lr) -> loss, and use it "
+            "(e.g. w.assign_sub(lr * dw)): lr is a tf.Variable the test assigns before each "
+            "step, so the step is traced once",
+            signature=_signature_text(step),
+        )
+    if hasattr(variables, "assign"):  # one tf.Variable (iterating it would give its rows)
+        variables = [variables]
     variables = list(variables)
     if not variables:
         raise invalid("variables", "must list the tf.Variable objects a step changes", variables=[])
