@@ -15,6 +15,10 @@ Divergence is not an exception: it is ``RangeTestResult.stop_reason == "diverged
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 
 class LRScopeError(Exception):
     """Base class of every error lrscope raises on purpose."""
@@ -48,6 +52,24 @@ def invalid(argument: str, requirement: str, **received: object) -> InvalidParam
     """Build the house-style error: ``Argument `x` must be ... Received: x=...``."""
     got = ", ".join(f"{name}={value!r}" for name, value in received.items())
     return InvalidParameterError(f"Argument `{argument}` {requirement}. Received: {got}")
+
+
+def wrong_call(
+    argument: str, fn: Callable[..., Any], count: int, requirement: str
+) -> InvalidParameterError | None:
+    """The house-style error, with ``fn``'s signature, when ``fn`` cannot be called with
+    ``count`` positional arguments; None when it can, or when its signature cannot be read
+    (some builtins: the call decides). Checked before a test runs: inside it, Python's own
+    "takes 0 positional arguments" names neither the argument nor what it should be."""
+    try:
+        signature = inspect.signature(fn)
+        signature.bind(*([None] * count))
+    except TypeError:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        return invalid(argument, requirement, signature=f"{name}{signature}")
+    except ValueError:
+        return None
+    return None
 
 
 def require(module: str, feature: str, extra: str) -> object:

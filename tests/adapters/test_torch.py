@@ -614,6 +614,13 @@ def test_user_mistakes_give_one_line_errors():
     with pytest.raises(TypeError, match=r"`model` must be a torch.nn.Module"):
         lt.find_lr(lambda x: x, optimizer, F.mse_loss, good)
 
+    # A loss_fn or batch_fn that cannot take what find_lr passes it failed inside the first
+    # step with Python's own "takes 1 positional argument but 2 were given"
+    with pytest.raises(InvalidParameterError, match=r"`loss_fn` must be callable as loss_fn\("):
+        lt.find_lr(model, optimizer, lambda pred: pred.mean(), good, steps=5)
+    with pytest.raises(InvalidParameterError, match=r"signature='<lambda>\(\)'"):
+        lt.find_lr(model, optimizer, None, good, batch_fn=lambda: 0.0, steps=5)
+
     # LBFGS's step needs a closure; it used to fail inside the first step with a bare
     # "step() missing 1 required positional argument: 'closure'"
     lbfgs = torch.optim.LBFGS(model.parameters(), lr=1.0)

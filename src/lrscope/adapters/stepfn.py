@@ -8,7 +8,6 @@ returns the loss of that step; ``snapshot()`` returns a copy of everything a ste
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from lrscope.core.rangetest import range_test
 from lrscope.core.result import RangeTestResult
-from lrscope.errors import TrainerError, invalid
+from lrscope.errors import TrainerError, wrong_call
 
 
 class FunctionTrainer:
@@ -53,8 +52,9 @@ class FunctionTrainer:
             ("snapshot", snapshot, 0, "snapshot() -> state"),
             ("restore", restore, 1, "restore(state)"),
         ):
-            if not _binds(fn, count):
-                raise invalid(name, f"must be callable as {form}", signature=_signature_text(fn))
+            error = wrong_call(name, fn, count, f"must be callable as {form}")
+            if error is not None:
+                raise error
         self._step = step
         self.snapshot = snapshot
         self.restore = restore
@@ -66,23 +66,6 @@ class FunctionTrainer:
         for i, lr in enumerate(lrs):
             out[i] = _scalar(self._step(float(lr)))
         return out
-
-
-def _binds(fn: Callable[..., Any], count: int) -> bool:
-    """Whether ``fn`` can be called with ``count`` positional arguments (True when its
-    signature cannot be read: the call decides)."""
-    try:
-        inspect.signature(fn).bind(*([None] * count))
-    except TypeError:
-        return False
-    except ValueError:  # no signature (some builtins)
-        return True
-    return True
-
-
-def _signature_text(fn: Callable[..., Any]) -> str:
-    """``name(params)`` of a callable whose signature :func:`_binds` could read."""
-    return f"{getattr(fn, '__name__', type(fn).__name__)}{inspect.signature(fn)}"
 
 
 def _scalar(loss: Any) -> float:

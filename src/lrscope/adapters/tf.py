@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from lrscope.adapters.stepfn import FunctionTrainer, _binds, _signature_text
+from lrscope.adapters.stepfn import FunctionTrainer
 from lrscope.core.rangetest import range_test
 from lrscope.core.result import RangeTestResult
-from lrscope.errors import invalid, require
+from lrscope.errors import invalid, require, wrong_call
 
 __all__ = ["TFStepTrainer", "find_lr", "trainer"]
 
@@ -98,16 +98,18 @@ def trainer(
     tf = _tf()
     if not callable(step):
         raise TypeError(f"Argument `step` must be callable. Received: step={step!r}")
-    if not _binds(step, 1):
-        # The course's own step reads a Python float LR and takes no argument; called with the
-        # LR variable it would fail inside the first step with tf.function's binding error.
-        raise invalid(
-            "step",
-            "must take the learning rate as its one argument, step(lr) -> loss, and use it "
-            "(e.g. w.assign_sub(lr * dw)): lr is a tf.Variable the test assigns before each "
-            "step, so the step is traced once",
-            signature=_signature_text(step),
-        )
+    # The course's own step reads a Python float LR and takes no argument; called with the LR
+    # variable it would fail inside the first step with tf.function's binding error.
+    error = wrong_call(
+        "step",
+        step,
+        1,
+        "must take the learning rate as its one argument, step(lr) -> loss, and use it "
+        "(e.g. w.assign_sub(lr * dw)): lr is a tf.Variable the test assigns before each "
+        "step, so the step is traced once",
+    )
+    if error is not None:
+        raise error
     if hasattr(variables, "assign"):  # one tf.Variable (iterating it would give its rows)
         variables = [variables]
     variables = list(variables)

@@ -33,7 +33,7 @@ import numpy as np
 
 from lrscope.core.rangetest import auto_chunk, range_test
 from lrscope.core.result import RangeTestResult
-from lrscope.errors import TrainerError, invalid, require
+from lrscope.errors import TrainerError, invalid, require, wrong_call
 
 torch: Any = require("torch", "lrscope.torch", "torch")
 
@@ -277,6 +277,15 @@ class TorchTrainer:
             raise TypeError(
                 f"Argument `batch_fn` must be callable or None. Received: batch_fn={batch_fn!r}"
             )
+        for name, fn, count, form in (
+            ("loss_fn", loss_fn, 2, "loss_fn(output, target) -> loss"),
+            ("batch_fn", batch_fn, 1, "batch_fn(batch) -> loss"),
+        ):
+            error = (
+                None if fn is None else wrong_call(name, fn, count, f"must be callable as {form}")
+            )
+            if error is not None:
+                raise error
         self._check_loader("train_loader", train_loader)
         if val_loader is not None:
             self._check_loader("val_loader", val_loader)
