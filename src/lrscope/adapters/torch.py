@@ -247,14 +247,6 @@ class TorchTrainer:
                 "Argument `optimizer` must be a torch.optim.Optimizer. "
                 f"Received: optimizer={type(optimizer)!r}"
             )
-        if _step_needs_closure(optimizer):
-            raise invalid(
-                "optimizer",
-                "must be able to step without a closure: the range test takes one plain "
-                "optimizer.step() per batch (LBFGS and other closure-driven optimizers "
-                "evaluate the loss several times per step)",
-                optimizer=type(optimizer).__name__,
-            )
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         if trainable == 0:
             raise invalid(
@@ -277,15 +269,6 @@ class TorchTrainer:
             raise TypeError(
                 f"Argument `batch_fn` must be callable or None. Received: batch_fn={batch_fn!r}"
             )
-        for name, fn, count, form in (
-            ("loss_fn", loss_fn, 2, "loss_fn(output, target) -> loss"),
-            ("batch_fn", batch_fn, 1, "batch_fn(batch) -> loss"),
-        ):
-            error = (
-                None if fn is None else wrong_call(name, fn, count, f"must be callable as {form}")
-            )
-            if error is not None:
-                raise error
         self._check_loader("train_loader", train_loader)
         if val_loader is not None:
             self._check_loader("val_loader", val_loader)
@@ -376,7 +359,7 @@ class TorchTrainer:
         values = np.asarray(lrs, dtype=np.float64).reshape(-1).tolist()
         losses: list[float] = []
         if values:
-            self._step_loop()(values, len(values), losses.extend)
+            self._steps(values, len(values), losses.extend)
         return np.array(losses, dtype=np.float64)
 
     def run_chunks(
@@ -391,7 +374,41 @@ class TorchTrainer:
         chunk over itself (docs/design.md, "Who drives the chunks")."""
         values = np.asarray(lrs, dtype=np.float64).reshape(-1).tolist()
         if values:
-            self._step_loop()(values, chunk, on_chunk)
+            self._steps(values, chunk, on_chunk)
+
+    def _steps(self, lrs: list[float], chunk: int, on_chunk: Callable[[list[float]], Any]) -> None:
+        """The step loop; a TypeError from a callable of the wrong shape becomes one line."""
+        try:
+            self._step_loop()(lrs, chunk, on_chunk)
+        except TypeError:
+            # Diagnosed only when a step failed (reading signatures before every test would
+            # add to its fixed cost); the range test restores everything as for any error.
+            error = self._call_error()
+            if error is not None:
+                raise error from None
+            raise
+
+    def _call_error(self) -> Exception | None:
+        """The one-line error for an optimizer, loss_fn or batch_fn that cannot be called as
+        the step calls it (Python's own TypeError names none of them), or None."""
+        if _step_needs_closure(self.optimizer):
+            return invalid(
+                "optimizer",
+                "must be able to step without a closure: the range test takes one plain "
+                "optimizer.step() per batch (LBFGS and other closure-driven optimizers "
+                "evaluate the loss several times per step)",
+                optimizer=type(self.optimizer).__name__,
+            )
+        for name, fn, count, form in (
+            ("loss_fn", self.loss_fn, 2, "loss_fn(output, target) -> loss"),
+            ("batch_fn", self.batch_fn, 1, "batch_fn(batch) -> loss"),
+        ):
+            error = (
+                None if fn is None else wrong_call(name, fn, count, f"must be callable as {form}")
+            )
+            if error is not None:
+                return error
+        return None
 
     def _step_loop(self) -> Callable[[list[float], int, Callable[[list[float]], Any]], None]:
         """The loop that takes the steps: ``loop(lrs, chunk, on_chunk)`` steps at each LR of
