@@ -31,9 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 from machine import cpu_model  # benchmarks/machine.py
 from quality.harness import (
+    BEST_FIXED,
     DEFAULT_ROW,
+    GRID_BY_VAL,
     NEAR_FACTORS,
     RANGE_TEST,
+    VERIFY_ROW,
     VERIFY_SPAN,
     Row,
     best_vs_default,
@@ -182,18 +185,35 @@ def markdown(
         lines += ["", "Quality flags of lrscope's range test (`result.quality()`):", ""]
         lines += flag_lines(task, runs[task.name])
         lines.append("")
-    lines += [
-        "## Summary per rule (over every task and budget)",
-        "",
-        "| rule | median regret | worst regret | task-budgets with worst regret <= 1.10 | "
-        "median within x2 of grid-best | max seed spread (decades) | worst mean-score regret | "
-        "task-budgets with mean-score regret <= 1.10 | median within x2 of the best fixed LR |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    rules = list(dict.fromkeys(row.rule for row in rows))
+    lines += ["## Summary per rule (over every task and budget)", ""]
+    lines += summary_table(rows, list(dict.fromkeys(row.rule for row in rows)))
+    lines.append("")
+    lines += head_to_head_lines(rows)
+    lines += default_losses_lines(rows)
+    lines += coverage_lines(tasks, runs)
+    return "\n".join(lines)
+
+
+#: The summary table's columns (after the rule's name).
+SUMMARY_HEADER = [
+    "| rule | median regret | worst regret | task-budgets with worst regret <= 1.10 | "
+    "median within x2 of grid-best | max seed spread (decades) | worst mean-score regret | "
+    "task-budgets with mean-score regret <= 1.10 | median within x2 of the best fixed LR |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
+
+#: Rows of the peers' own packages start with this.
+PACKAGE_PREFIX = "pkg:"
+
+
+def summary_table(rows: list[Row], rules: list[str]) -> list[str]:
+    """The summary lines of ``rules`` over ``rows`` (every task-budget each rule has there),
+    sorted by worst regret, then median."""
     summary = []
     for rule in rules:
         mine = [row for row in rows if row.rule == rule]
+        if not mine:
+            continue
         regrets = [r for row in mine for r in row.regrets]
         ok = sum(row.worst_regret <= 1.10 for row in mine)
         within = sum(
@@ -221,6 +241,7 @@ def markdown(
                 within_fixed,
             )
         )
+    lines = list(SUMMARY_HEADER)
     for med, worst, rule, ok, within, total, spreads, mean_worst, mean_ok, fixed_ok in sorted(
         summary, key=lambda s: (s[1], s[0])
     ):
@@ -230,9 +251,80 @@ def markdown(
             f"{_fmt(max(spreads) if spreads else None, '.2f')} | {_regret(mean_worst)} | "
             f"{mean_ok}/{total} | {fixed_ok}/{total} |"
         )
-    lines.append("")
-    lines += coverage_lines(tasks, runs)
-    return "\n".join(lines)
+    return lines
+
+
+def head_to_head_lines(rows: list[Row]) -> list[str]:
+    """The peers' own packages against lrscope's default and verify on the very task-budgets
+    each package ran (the summary above counts lrscope's rows over every task-budget, the
+    packages' over the torch tasks only): one table per set of task-budgets. Empty when no
+    package ran."""
+    runs_on: dict[tuple[tuple[str, int], ...], list[str]] = {}
+    for rule in dict.fromkeys(row.rule for row in rows if row.rule.startswith(PACKAGE_PREFIX)):
+        cases = tuple(sorted({(row.task, row.budget) for row in rows if row.rule == rule}))
+        runs_on.setdefault(cases, []).append(rule)
+    lines: list[str] = []
+    for cases, packages in runs_on.items():
+        where = ", ".join(f"{task} @{budget}" for task, budget in cases)
+        subset = [row for row in rows if (row.task, row.budget) in cases]
+        lines += [
+            "## Head to head with the peers' own packages (the same task-budgets)",
+            "",
+            f"Only the {len(cases)} task-budgets the packages ran ({where}): each row over "
+            "exactly those, so the medians and worst cases compare like with like.",
+            "",
+            *summary_table(subset, [DEFAULT_ROW, VERIFY_ROW, *packages]),
+            "",
+        ]
+    return lines
+
+
+#: Reference rows, not rules a user runs before training: left out of "where the default loses".
+REFERENCES = (VERIFY_ROW, GRID_BY_VAL, BEST_FIXED)
+
+
+def default_losses_lines(rows: list[Row]) -> list[str]:
+    """Every task-budget where some rule (lrscope's others, the peers' re-implementations and
+    their packages; not verify, the grid search or the oracle) has a lower median or a lower
+    worst per-seed regret than the default, with both rules' numbers: the cases where the
+    default loses, listed by the benchmark itself so the list cannot go stale."""
+    lines = [
+        "## Where the default loses (per task-budget)",
+        "",
+        "Each rule with a lower median or a lower worst per-seed regret than the default on a "
+        "task-budget, to the 3 decimals shown (mean-score regret in brackets):",
+        "",
+    ]
+    found = 0
+    cases = dict.fromkeys((row.task, row.budget) for row in rows)
+    for task, budget in cases:
+        here = [row for row in rows if (row.task, row.budget) == (task, budget)]
+        default = next((row for row in here if row.rule == DEFAULT_ROW), None)
+        if default is None:
+            continue
+        for row in here:
+            if row.rule in (DEFAULT_ROW, *REFERENCES):
+                continue
+            lower = [
+                what
+                for what, mine, theirs in (
+                    ("median", row.median_regret, default.median_regret),
+                    ("worst", row.worst_regret, default.worst_regret),
+                )
+                if round(mine, 3) < round(theirs, 3)  # as printed: no invisible wins
+            ]
+            if lower:
+                found += 1
+                lines.append(
+                    f"- {task} @{budget}: `{row.rule}` has the lower {' and '.join(lower)}: "
+                    f"median / worst {_regret(row.median_regret)} / {_regret(row.worst_regret)} "
+                    f"({_regret(row.mean_regret)}) against the default's "
+                    f"{_regret(default.median_regret)} / {_regret(default.worst_regret)} "
+                    f"({_regret(default.mean_regret)})"
+                )
+    if not found:
+        lines.append("- nowhere: the default has the lowest median and worst regret everywhere")
+    return [*lines, ""]
 
 
 def coverage_lines(tasks: list[Task], runs: dict) -> list[str]:

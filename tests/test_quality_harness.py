@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality.harness import BEST_FIXED, GRID_BY_VAL, SeedRun, rows_for  # noqa: E402
+from quality.harness import BEST_FIXED, GRID_BY_VAL, Row, SeedRun, rows_for  # noqa: E402
 from quality.tasks import Task  # noqa: E402
 
 
@@ -121,3 +121,63 @@ def test_the_default_row_is_range_tests_default_call_checked_against_the_rules_t
     assert default_test(lesson, options, single, long).metadata == {}  # not retested
     with pytest.raises(RuntimeError, match="differs from the 400-step test it should repeat"):
         default_test(BreakingDown(), options, single, _other(long))
+
+
+def test_the_packages_are_compared_with_the_default_on_their_own_task_budgets_only():
+    from bench_quality import DEFAULT_NAME, head_to_head_lines
+
+    def row(task, budget, rule, regrets):
+        return Row(task, budget, rule, 0.1, [0.1] * len(regrets), regrets, max(regrets), 0.1)
+
+    rows = []
+    for rule, a10, a20, b10 in (
+        ("default", [1.0, 1.2], [1.0, 1.1], [3.0, 5.0]),
+        ("verify", [1.0, 1.0], [1.0, 1.3], [2.0, 2.0]),
+        ("edge", [9.0, 9.0], [9.0, 9.0], [9.0, 9.0]),  # not in the head-to-head table
+    ):
+        rows += [row("a", 10, rule, a10), row("a", 20, rule, a20), row("b", 10, rule, b10)]
+    for rule in ("pkg:p", "pkg:q"):  # the packages ran task a only (torch tasks)
+        rows += [row("a", 10, rule, [1.5, 2.0]), row("a", 20, rule, [1.3, 1.4])]
+    assert head_to_head_lines([r for r in rows if not r.rule.startswith("pkg:")]) == []
+    lines = head_to_head_lines(rows)
+    assert lines[0].startswith("## Head to head") and "a @10, a @20" in lines[2]
+    table = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in lines
+        if line.startswith("| ") and not line.startswith("| rule")
+    }
+    assert set(table) == {DEFAULT_NAME, "verify", "pkg:p", "pkg:q"}
+    # Over task a alone: median of 1.0, 1.2, 1.0, 1.1 and worst 1.2 (task b's 5.0 left out).
+    assert table[DEFAULT_NAME][:3] == ["1.050", "1.200", "1/2"]
+    assert table["verify"][:3] == ["1.000", "1.300", "1/2"]
+    assert table["pkg:p"][:3] == ["1.450", "2.000", "0/2"]
+
+
+def test_where_the_default_loses_lists_every_rule_that_beats_it_on_a_task_budget():
+    from bench_quality import default_losses_lines
+
+    def row(budget, rule, regrets):
+        return Row("a", budget, rule, 0.1, [0.1] * len(regrets), regrets, max(regrets), 0.1)
+
+    rows = [
+        row(10, "default", [1.0, 1.2]),
+        row(10, "edge", [1.1, 1.1]),  # lower worst, higher median
+        row(10, "min_div10", [2.0, 3.0]),  # worse on both: not listed
+        row(10, "pkg:p", [0.9, 1.1]),  # lower on both
+        row(10, "verify", [0.9, 0.9]),  # a reference, not a rule: not listed
+        row(10, GRID_BY_VAL, [0.9, 0.9]),
+        row(20, "default", [1.0, 1.0]),
+        row(20, "edge", [1.0, 1.5]),  # a tie is no loss
+    ]
+    listed = [line for line in default_losses_lines(rows) if line.startswith("- ")]
+    assert listed == [
+        "- a @10: `edge` has the lower worst: median / worst 1.100 / 1.100 (1.100) against the "
+        "default's 1.100 / 1.200 (1.200)",
+        "- a @10: `pkg:p` has the lower median and worst: median / worst 1.000 / 1.100 (1.100) "
+        "against the default's 1.100 / 1.200 (1.200)",
+    ]
+    nowhere = default_losses_lines([r for r in rows if r.rule in ("default", "min_div10")])
+    assert any(line.startswith("- nowhere") for line in nowhere)
+    # A difference below the printed precision is no loss (it would read 1.000 against 1.000).
+    close = [row(10, "default", [1.0, 1.0]), row(10, "edge", [0.9999, 0.9999])]
+    assert any(line.startswith("- nowhere") for line in default_losses_lines(close))

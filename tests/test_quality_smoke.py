@@ -24,7 +24,7 @@ def rule_name(cell):
 def test_smoke_benchmark_writes_a_table_with_every_rule(tmp_path):
     text = run_benchmark_smoke("bench_quality.py", tmp_path / "quality.md")
     assert "- machine:" in text and "- command:" in text and "- date:" in text
-    summary = text.split("## Summary per rule", 1)[1]
+    summary = text.split("## Summary per rule", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
     names = {rule_name(r.split("|")[1]) for r in rows[1:]}
     extra = {
@@ -57,6 +57,17 @@ def test_smoke_benchmark_writes_a_table_with_every_rule(tmp_path):
         assert 0 <= near <= total
         if rule_name(cells[0]) == "best fixed LR (oracle)":
             assert near == total and float(cells[6]) == 1.0
+    # The packages against the default and verify on the task-budgets the packages ran.
+    if HAS_BENCH_VENV:
+        head = text.split("## Head to head with the peers' own packages", 1)[1].split("\n## ")[0]
+        names = {rule_name(r.split("|")[1]) for r in head.splitlines() if r.startswith("| ")}
+        assert names == {"rule", "default", "verify"} | packaged
+    else:
+        assert "## Head to head" not in text
+    # The benchmark lists the task-budgets where some rule beats the default, or says nowhere.
+    loses = text.split("## Where the default loses (per task-budget)", 1)[1].split("\n## ")[0]
+    listed = [line for line in loses.splitlines() if line.startswith("- ")]
+    assert listed and all(" @" in line or line.startswith("- nowhere") for line in listed)
     # Where each seed's grid-best lies around the default: counts out of every seed-budget.
     coverage = text.split("## Where each seed's grid-best LR lies around the default", 1)[1]
     counts = [tuple(map(int, m)) for m in re.findall(r"(\d+)/(\d+)", coverage)]

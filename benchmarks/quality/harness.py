@@ -239,6 +239,8 @@ def grid_by_validation(task: Task, run: SeedRun, budget: int) -> float | None:
 #: ``quality()``, a factor of the default either way, and verify's default candidates' span.
 NEAR_FACTORS = (2.0, 3.0)
 VERIFY_SPAN = (0.1, 3.0)
+#: The verify row's name: lrscope.verify around the default, at the budget.
+VERIFY_ROW = "verify"
 
 
 def best_vs_default(task: Task, runs: list) -> list[tuple[float | None, tuple | None, float]]:
@@ -282,7 +284,7 @@ def rows_for(task: Task, runs: list[SeedRun], rules: list[str]) -> list[Row]:
         best_lr = float(task.grid[int(np.nanargmin(np.where(np.isfinite(median), median, np.inf)))])
         # None when every grid LR diverged on some seed: there is no best fixed LR then.
         fixed = float(task.grid[int(np.argmin(mean_scores))]) if np.isfinite(best_mean) else None
-        for rule in [*rules, "verify", GRID_BY_VAL, BEST_FIXED]:
+        for rule in [*rules, VERIFY_ROW, GRID_BY_VAL, BEST_FIXED]:
             lrs: list[float | None] = []
             regrets = []
             scores = []
@@ -292,8 +294,12 @@ def rows_for(task: Task, runs: list[SeedRun], rules: list[str]) -> list[Row]:
                 elif rule == BEST_FIXED:
                     lr = fixed
                 else:
-                    lr = run.verified.get(budget) if rule == "verify" else run.suggestions.get(rule)
-                if rule == "verify" and budget not in run.verified:
+                    lr = (
+                        run.verified.get(budget)
+                        if rule == VERIFY_ROW
+                        else run.suggestions.get(rule)
+                    )
+                if rule == VERIFY_ROW and budget not in run.verified:
                     break
                 lrs.append(lr)
                 score = math.inf if lr is None else run.runner.scores(lr)[budget]  # type: ignore[attr-defined]
