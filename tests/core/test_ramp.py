@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -54,3 +56,35 @@ def test_ramp_is_increasing_and_inside_range(start, ratio, steps, mode):
     assert lrs[0] == start and lrs[-1] == end
     assert np.all(np.diff(lrs) >= 0)
     assert np.all((lrs >= start) & (lrs <= end))
+
+
+def _numpy_ramp(start: float, end: float, steps: int, mode: str) -> np.ndarray:
+    """The ramp as np.logspace / np.linspace build it (what lr_ramp computed before it did the
+    same arithmetic itself), both ends set exactly."""
+    if mode == "exp":
+        lrs = np.logspace(math.log10(start), math.log10(end), steps)
+    else:
+        lrs = np.linspace(start, end, steps)
+    lrs[0], lrs[-1] = start, end
+    return lrs
+
+
+@given(
+    start=st.floats(1e-300, 1e3) | st.floats(5e-324, 1e-300),
+    ratio=st.floats(1.0, 1e12, exclude_min=True),
+    steps=st.integers(2, 2000),
+    mode=st.sampled_from(["exp", "linear"]),
+)
+def test_ramp_equals_numpy_logspace_and_linspace_bit_for_bit(start, ratio, steps, mode):
+    end = start * ratio
+    if not start < end:  # the ratio rounded away
+        return
+    expected = _numpy_ramp(start, end, steps, mode)
+    assert lr_ramp(start, end, steps, mode).tobytes() == expected.tobytes()
+
+
+def test_ramp_with_a_step_that_underflows_follows_numpy():
+    # 5e-324 apart over 99 steps: the step is 0 in float64, NumPy divides then multiplies.
+    start, end = 5e-324, 1e-323
+    lrs = lr_ramp(start, end, 100, "linear")
+    assert lrs.tobytes() == _numpy_ramp(start, end, 100, "linear").tobytes()
