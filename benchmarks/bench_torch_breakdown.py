@@ -83,8 +83,8 @@ def measure(name: str, repeats: int = REPEATS) -> dict[str, Any]:
     host_floats = torch_adapter._host_floats
     run_chunks = TorchTrainer.run_chunks
 
-    def run_chunks_timed(self: Any, lrs: Any, chunk: int, on_chunk: Any) -> None:
-        run_chunks(self, lrs, chunk, timed(spent, "inner", on_chunk))
+    def run_chunks_timed(self: Any, lrs: Any, chunk: int, on_chunk: Any, quiet: Any = None) -> None:
+        run_chunks(self, lrs, chunk, timed(spent, "inner", on_chunk), quiet)
 
     torch_adapter._host_floats = timed(spent, "inner", host_floats)
     TorchTrainer.run_chunks = run_chunks_timed  # type: ignore[method-assign]

@@ -170,10 +170,10 @@ def test_restore_is_bitwise_in_every_outcome(outcome):
 
 @pytest.mark.parametrize("draws", ["nothing", "uniform_every_step", "the_cached_gaussian"])
 def test_global_numpy_rng_is_restored_however_the_steps_drew_from_it(monkeypatch, draws):
-    """Restore skips NumPy's slow set_state only when the generator's words are unchanged
-    and no cached Gaussian was pending; one legacy normal draw can take that cached value
-    without moving the words, so that case must still be put back."""
-    from lrscope.adapters import torch as adapter
+    """Restore skips NumPy's slow set_state only when the generator's words and its cached
+    Gaussian are unchanged; one legacy normal draw can take that cached value without moving
+    the words, so that case must still be put back."""
+    from lrscope.adapters import numpy_rng
 
     np.random.seed(11)  # noqa: NPY002
     if draws == "the_cached_gaussian":
@@ -192,9 +192,11 @@ def test_global_numpy_rng_is_restored_however_the_steps_drew_from_it(monkeypatch
         if draws == "uniform_every_step":
             np.random.random()  # noqa: NPY002
         elif draws == "the_cached_gaussian" and calls["loss"] == 1:
-            words = adapter._numpy_mt_bytes()
+            raw = numpy_rng._raw_state()
             np.random.standard_normal()  # noqa: NPY002
-            assert words is not None and adapter._numpy_mt_bytes() == words  # the premise
+            after = numpy_rng._raw_state()
+            assert raw is not None and after is not None  # read raw on this NumPy
+            assert after.words == raw.words and after.has_gauss != raw.has_gauss  # the premise
         return F.mse_loss(pred, target)
 
     model = bn_dropout_model()

@@ -424,3 +424,54 @@ def test_a_chunk_callback_that_leaves_the_model_in_eval_mode_does_not_change_tra
         assert len(losses) == 12 and all(modes) and len(modes) == 12
         runs.append(losses)
     assert runs[0] == runs[1]
+
+
+@pytest.mark.torch
+@needs("torch")
+@pytest.mark.parametrize("ending", ["completed", "diverged", "ctrl_c"])
+def test_find_lr_on_the_cpu_holds_quiet_chunks_back_with_the_same_result(ending, monkeypatch):
+    """The plain loop reads each CPU loss as it comes and hands quiet chunks over together
+    (QuietBound): the same steps, curve, stop and restore as chunk by chunk, in fewer
+    hand-overs; after Ctrl-C the same partial curve."""
+    torch = _torch()
+    import lrscope.torch as lt
+
+    end_lr = 1.0 if ending == "completed" else 100.0
+    handovers = []
+    run_chunks = lt.TorchTrainer.run_chunks
+
+    def counted(self, lrs, chunk, on_chunk, quiet=None):
+        def on(values):
+            handovers.append(len(values))
+            return on_chunk(values)
+
+        return run_chunks(self, lrs, chunk, on, quiet)
+
+    monkeypatch.setattr(lt.TorchTrainer, "run_chunks", counted)
+    outcomes = []
+    for holds in (True, False):
+        monkeypatch.setattr(lt.TorchTrainer, "holds_quiet_chunks", holds)
+        model, optimizer, data = _setup("adam")
+        steps = {"n": 0}
+
+        def loss_fn(pred, target, steps=steps):
+            steps["n"] += 1
+            if ending == "ctrl_c" and steps["n"] == 38:
+                raise KeyboardInterrupt
+            return torch.nn.functional.mse_loss(pred, target)
+
+        before = _everything(model, optimizer)
+        handovers.clear()
+        result = lt.find_lr(model, optimizer, loss_fn, data, start_lr=1e-4, end_lr=end_lr)
+        assert not state_differences(before, _everything(model, optimizer))
+        outcomes.append((result, steps["n"], list(handovers)))
+    (held, held_steps, held_handovers), (plain, plain_steps, plain_handovers) = outcomes
+    assert plain.stop_reason == {"ctrl_c": "interrupted"}.get(ending, ending)
+    for name in ("lr", "loss", "smooth_loss"):
+        assert getattr(held, name).tobytes() == getattr(plain, name).tobytes(), name
+    assert (held.stop_reason, held.stop_step) == (plain.stop_reason, plain.stop_step)
+    assert held_steps == plain_steps  # not one step more
+    assert set(plain_handovers) == {5}  # auto_chunk(100): every chunk of 5
+    assert len(held_handovers) <= len(plain_handovers) // 2
+    if ending == "ctrl_c":
+        assert held.n_steps == 35 and sum(held_handovers) == 35

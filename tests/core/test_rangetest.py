@@ -272,6 +272,81 @@ def test_run_chunks_gives_bitwise_the_result_of_run(trainer_kwargs, test_kwargs,
         assert a.n_steps < 100 and a.n_steps % 5 == 0 and a.stop_step >= a.n_steps - 5
 
 
+class HoldingQuadratic(ChunkedQuadratic):
+    """Holds quiet chunks back (``Trainer.holds_quiet_chunks``): as the QuietBound allows
+    (``greedy=False``), or every chunk until the last one, bound or not (``greedy=True``)."""
+
+    holds_quiet_chunks = True
+
+    def __init__(self, greedy=False, **kwargs):
+        super().__init__(**kwargs)
+        self.greedy = greedy
+        self.handovers = []
+
+    def run_chunks(self, lrs, chunk, on_chunk, quiet=None):
+        if quiet is None:  # evaluating: every chunk
+            return super().run_chunks(lrs, chunk, on_chunk)
+        held, loud = [], False
+        for begin in range(0, len(lrs), chunk):
+            part = self.run(lrs[begin : begin + chunk]).tolist()
+            held += part
+            loud = loud or not all(quiet.low <= v <= quiet.high for v in part)
+            if (loud and not self.greedy) or begin + chunk >= len(lrs):
+                self.handovers.append(len(held))
+                if on_chunk(held):
+                    return
+                held, loud = [], False
+
+
+@pytest.mark.parametrize("greedy", [False, True], ids=["by_the_bound", "greedy"])
+@pytest.mark.parametrize(
+    ("test_kwargs", "reason"),
+    [
+        ({"end_lr": 0.5, "steps": 40, "chunk_size": 7}, "completed"),  # short last chunk
+        ({"end_lr": 100.0, "steps": 100}, "diverged"),
+        (
+            {"end_lr": 1e200, "steps": 60, "chunk_size": 3, "stop_on_divergence": False},
+            "non_finite",
+        ),
+        ({"end_lr": 0.5, "steps": 30, "chunk_size": 4, "eval_every": 6}, "completed"),
+    ],
+    ids=["completed", "diverged", "non_finite", "eval_every"],
+)
+def test_chunks_held_back_give_bitwise_the_chunk_by_chunk_result(greedy, test_kwargs, reason):
+    """The recorded curve and the stop do not depend on what a trainer holds back: the engine
+    cuts a hand-over at the end of the chunk the test stopped in (a greedy trainer only
+    wastes the steps after it)."""
+    plain, holding = Quadratic(), HoldingQuadratic(greedy=greedy)
+    results = []
+    for t in (plain, holding):
+        t.evaluate = lambda t=t: float(t.w**2)
+        before = t.snapshot()
+        with np.errstate(over="ignore", invalid="ignore"):  # the non_finite case overflows
+            results.append(range_test(t, start_lr=1e-3, **test_kwargs))
+        assert state_differences(before, t.snapshot()) == []
+    a, b = results
+    assert a.stop_reason == reason
+    for name in ("lr", "loss", "smooth_loss", "val_step", "val_loss"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert (a.stop_reason, a.stop_step) == (b.stop_reason, b.stop_step)
+    if "eval_every" in test_kwargs:
+        assert holding.handovers == []  # evaluating every k steps: nothing held back
+    elif not greedy:
+        assert holding.calls == plain.calls  # by the bound: not one step more
+        chunk = test_kwargs.get("chunk_size", 5)
+        if reason != "non_finite":  # (that curve blows up before its noise level is known)
+            assert len(holding.handovers) <= -(-len(a.loss) // chunk) // 2  # and few hand-overs
+
+
+def test_a_hand_over_that_is_not_whole_chunks_is_a_trainer_error():
+    class Ragged(HoldingQuadratic):
+        def run_chunks(self, lrs, chunk, on_chunk, quiet=None):
+            on_chunk(self.run(lrs[: chunk + 1]).tolist())
+
+    with pytest.raises(TrainerError, match=r"whole chunks of 5 losses .*; got 6"):
+        range_test(Ragged(), start_lr=1e-3, end_lr=0.5, steps=100)
+
+
 def test_run_chunks_that_breaks_its_promise_is_a_trainer_error():
     class Quits(Quadratic):
         def run_chunks(self, lrs, chunk, on_chunk):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import inspect
 import itertools
 import random
@@ -31,7 +30,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lrscope.core.rangetest import auto_chunk, range_test
+from lrscope.adapters import numpy_rng
+from lrscope.core.rangetest import QuietBound, auto_chunk, range_test
 from lrscope.core.result import RangeTestResult
 from lrscope.errors import TrainerError, invalid, require, wrong_call
 
@@ -112,29 +112,11 @@ def _loader_generators(loader: Any) -> list[Any]:
     return found
 
 
-#: Bytes of NumPy's ``mt19937_state`` struct: ``uint32_t key[624]; int pos``.
-_MT19937_BYTES = 624 * 4 + 4
-
-
-def _numpy_mt_bytes() -> bytes | None:
-    """The raw state of the legacy global NumPy RNG's MT19937 (~2 us: reading it through
-    ``np.random.get_state()`` costs ~100 us, a Python-level copy of 624 words), or None where
-    it cannot be read this way."""
-    try:
-        generator = np.random.mtrand._rand._bit_generator
-        if type(generator).__name__ != "MT19937":
-            return None
-        return ctypes.string_at(generator.ctypes.state_address, _MT19937_BYTES)
-    except Exception:  # another NumPy layout: compare nothing, always restore
-        return None
-
-
 def _global_rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         # The legacy global NumPy RNG is user state too (np.random.* in datasets, augmentations).
-        "numpy": np.random.get_state(),  # noqa: NPY002
-        "numpy_mt": _numpy_mt_bytes(),
+        "numpy": numpy_rng.snapshot(),
         "python": random.getstate(),
     }
     # Only when CUDA is in use: querying it would otherwise initialise CUDA as a side effect.
@@ -145,11 +127,7 @@ def _global_rng_state() -> dict[str, Any]:
 
 def _set_global_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    saved, mt = state["numpy"], state.get("numpy_mt")
-    # Skipped (~100 us) when nothing drew from it: the generator's words are unchanged and no
-    # cached Gaussian was pending (a legacy normal draw may take that without moving them).
-    if mt is None or saved[3] or _numpy_mt_bytes() != mt:
-        np.random.set_state(saved)  # noqa: NPY002
+    numpy_rng.restore(state["numpy"])
     random.setstate(state["python"])
     if "cuda" in state:
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -247,8 +225,9 @@ class TorchTrainer:
                 "Argument `optimizer` must be a torch.optim.Optimizer. "
                 f"Received: optimizer={type(optimizer)!r}"
             )
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        if trainable == 0:
+        # One walk over the module tree (each .parameters() call is one), shared below.
+        model_params = list(model.parameters())
+        if not any(p.requires_grad and p.numel() for p in model_params):
             raise invalid(
                 "model",
                 "must have at least one trainable parameter (requires_grad=True)",
@@ -306,12 +285,11 @@ class TorchTrainer:
         self.accumulation_steps = _positive_int("accumulation_steps", accumulation_steps)
         self.scaler = scaler
         self.autocast_dtype = autocast_dtype
-        first = next(iter(model.parameters()))
-        self.device = torch.device(device) if device is not None else first.device
+        self.device = torch.device(device) if device is not None else model_params[0].device
         self.base_lrs = base_lrs
         self.lr_ratios = [lr / base_lrs[0] for lr in base_lrs]
         self._params = params
-        in_model = {id(p) for p in model.parameters()}
+        in_model = {id(p) for p in model_params}
         # Parameters the optimizer updates that the model does not own (a learnable
         # temperature in the loss, ...) change too, so they are snapshotted as well.
         self._extra_params = [p for p in params if id(p) not in in_model]
@@ -363,7 +341,11 @@ class TorchTrainer:
         return np.array(losses, dtype=np.float64)
 
     def run_chunks(
-        self, lrs: np.ndarray, chunk: int, on_chunk: Callable[[list[float]], bool]
+        self,
+        lrs: np.ndarray,
+        chunk: int,
+        on_chunk: Callable[[list[float]], bool],
+        quiet: QuietBound | None = None,
     ) -> None:
         """:meth:`run` over ``lrs`` in chunks of ``chunk`` steps, handing each chunk's losses
         (Python floats; on an accelerator one device->host transfer per chunk) to
@@ -371,15 +353,26 @@ class TorchTrainer:
 
         The same steps and losses as calling :meth:`run` once per chunk, without the round
         trips through NumPy arrays between chunks, and in one loop: the step loop hands each
-        chunk over itself (docs/design.md, "Who drives the chunks")."""
+        chunk over itself (docs/design.md, "Who drives the chunks"). With ``quiet`` (the range
+        test's :class:`~lrscope.core.rangetest.QuietBound`), the plain loop on the CPU reads
+        each loss as it comes and holds back chunks whose losses are all inside the bound."""
         values = np.asarray(lrs, dtype=np.float64).reshape(-1).tolist()
         if values:
-            self._steps(values, chunk, on_chunk)
+            self._steps(values, chunk, on_chunk, quiet)
 
-    def _steps(self, lrs: list[float], chunk: int, on_chunk: Callable[[list[float]], Any]) -> None:
+    #: run_chunks takes the range test's QuietBound (see there)
+    holds_quiet_chunks = True
+
+    def _steps(
+        self,
+        lrs: list[float],
+        chunk: int,
+        on_chunk: Callable[[list[float]], Any],
+        quiet: QuietBound | None = None,
+    ) -> None:
         """The step loop; a TypeError from a callable of the wrong shape becomes one line."""
         try:
-            self._step_loop()(lrs, chunk, on_chunk)
+            self._step_loop()(lrs, chunk, on_chunk, quiet)
         except TypeError:
             # Diagnosed only when a step failed (reading signatures before every test would
             # add to its fixed cost); the range test restores everything as for any error.
@@ -410,10 +403,13 @@ class TorchTrainer:
                 return error
         return None
 
-    def _step_loop(self) -> Callable[[list[float], int, Callable[[list[float]], Any]], None]:
-        """The loop that takes the steps: ``loop(lrs, chunk, on_chunk)`` steps at each LR of
-        ``lrs`` and calls ``on_chunk(floats)`` after every ``chunk`` steps and after the last,
-        stopping when it returns a true value."""
+    def _step_loop(
+        self,
+    ) -> Callable[[list[float], int, Callable[[list[float]], Any], QuietBound | None], None]:
+        """The loop that takes the steps: ``loop(lrs, chunk, on_chunk, quiet)`` steps at each
+        LR of ``lrs`` and calls ``on_chunk(floats)`` after every ``chunk`` steps (or, with
+        ``quiet``, every chunk it does not hold back) and after the last, stopping when it
+        returns a true value."""
         # Without a scaler, autocast, accumulation or batch_fn a step is the plain PyTorch
         # step; its own loop (chosen once per call, not per step) keeps lrscope's cost per step
         # to a few attribute lookups. Both loops run the same operations in the same order.
@@ -436,7 +432,11 @@ class TorchTrainer:
                 group["lr"] = value
 
     def _run_plain(
-        self, lrs: list[float], chunk: int, on_chunk: Callable[[list[float]], Any]
+        self,
+        lrs: list[float],
+        chunk: int,
+        on_chunk: Callable[[list[float]], Any],
+        quiet: QuietBound | None = None,
     ) -> None:
         """The steps of :meth:`run_chunks` for ``(inputs..., target)`` batches through
         ``loss_fn``; other batches go through :meth:`_loss`, as in :meth:`_run_general`.
@@ -446,7 +446,8 @@ class TorchTrainer:
         loop): the usual (x, y) batch of tensors already on the device skips the batch walk,
         the data iterator is advanced inline, the loss is checked in full only when it is not
         a tensor or backward() refuses it, and the chunks are handed over from inside the one
-        loop."""
+        loop. On the CPU with ``quiet``, each loss is read as it comes (a CPU tensor needs no
+        transfer) and quiet chunks are held back."""
         model, loss_fn, tensor, device = self.model, self.loss_fn, torch.Tensor, self.device
         assert loss_fn is not None  # for type checkers; run() chose this loop because of it
         on_cpu = device.type == "cpu"
@@ -460,65 +461,93 @@ class TorchTrainer:
         losses: list[Any] = []
         append = losses.append
         left = chunk
+        hold = quiet is not None and on_cpu
+        low, high = (quiet.low, quiet.high) if quiet is not None else (0.0, 0.0)
+        loud = False  # a loss of the chunks held back was outside [low, high]
+        handing = False  # inside on_chunk (what Ctrl-C there interrupted has been handed over)
         if not model.training:
             # The test trains; restore() puts back every submodule's flag afterwards.
             model.train()
-        for lr in lrs:
-            if single and type(group0["lr"]) is float:
-                group0["lr"] = lr
-            else:
-                self._set_lr(lr)
-            zero_grad(set_to_none=True)
-            # _next_batch() without the device move, inline
-            iterator = self._iterator
-            batch = end if iterator is None else next(iterator, end)
-            if batch is end:
-                batch = self._next_raw() if iterator is None else self._next_pass()
-            else:
-                self._consumed += 1
-            kind = type(batch)
-            if (kind is tuple or kind is list) and len(batch) == 2:
-                x, y = batch
-                # x.is_cpu is cheaper than building x.device to compare it
-                if type(x) is not tensor or not (x.is_cpu if on_cpu else x.device == device):
-                    x = to_device(x)
-                if type(y) is not tensor or not (y.is_cpu if on_cpu else y.device == device):
-                    y = to_device(y)
-                loss = loss_fn(model(x), y)
-            elif (kind is tuple or kind is list) and len(batch) > 2:
-                batch = to_device(batch)
-                loss = loss_fn(model(*batch[:-1]), batch[-1])
-            else:  # dicts, namedtuples and mistakes: the general rules and errors
-                loss = self._loss(to_device(batch), training=True)
-            if type(loss) is not tensor:
-                self._check_loss(loss, "loss_fn", training=True)
-            try:
-                loss.backward()
-            except RuntimeError:
-                # A loss with several elements or without a gradient: say which, in one line.
-                error = self._loss_error(loss, "loss_fn", training=True)
-                if error is not None:
-                    raise error from None
-                raise
-            optimizer_step()
-            append(loss.detach())
-            left -= 1
-            if not left:
-                if on_chunk(_host_floats(losses)):
-                    return
-                losses = []
-                append = losses.append
-                left = chunk
-                if not model.training:  # on_chunk may have evaluated
-                    model.train()
+        try:
+            for lr in lrs:
+                if single and type(group0["lr"]) is float:
+                    group0["lr"] = lr
+                else:
+                    self._set_lr(lr)
+                zero_grad(set_to_none=True)
+                # _next_batch() without the device move, inline
+                iterator = self._iterator
+                batch = end if iterator is None else next(iterator, end)
+                if batch is end:
+                    batch = self._next_raw() if iterator is None else self._next_pass()
+                else:
+                    self._consumed += 1
+                kind = type(batch)
+                if (kind is tuple or kind is list) and len(batch) == 2:
+                    x, y = batch
+                    # x.is_cpu is cheaper than building x.device to compare it
+                    if type(x) is not tensor or not (x.is_cpu if on_cpu else x.device == device):
+                        x = to_device(x)
+                    if type(y) is not tensor or not (y.is_cpu if on_cpu else y.device == device):
+                        y = to_device(y)
+                    loss = loss_fn(model(x), y)
+                elif (kind is tuple or kind is list) and len(batch) > 2:
+                    batch = to_device(batch)
+                    loss = loss_fn(model(*batch[:-1]), batch[-1])
+                else:  # dicts, namedtuples and mistakes: the general rules and errors
+                    loss = self._loss(to_device(batch), training=True)
+                if type(loss) is not tensor:
+                    self._check_loss(loss, "loss_fn", training=True)
+                try:
+                    loss.backward()
+                except RuntimeError:
+                    # A loss with several elements or without a gradient: say which, in one line.
+                    error = self._loss_error(loss, "loss_fn", training=True)
+                    if error is not None:
+                        raise error from None
+                    raise
+                optimizer_step()
+                if hold:
+                    value = loss.detach().item()
+                    append(value)
+                    if not low <= value <= high:  # NaN too
+                        loud = True
+                else:
+                    append(loss.detach())
+                left -= 1
+                if not left:
+                    left = chunk
+                    if hold and not loud:
+                        continue
+                    handing = True
+                    if on_chunk(losses if hold else _host_floats(losses)):
+                        return
+                    handing = False
+                    losses = []
+                    append = losses.append
+                    if quiet is not None:
+                        loud, high = False, quiet.high
+                    if not model.training:  # on_chunk may have evaluated
+                        model.train()
+        except KeyboardInterrupt:
+            # Ctrl-C: the whole chunks held back are handed over first, so the partial result
+            # is the one a chunk-by-chunk test would have recorded.
+            held = len(losses) // chunk * chunk if hold and not handing else 0
+            if held:
+                on_chunk(losses[:held])
+            raise
         if losses:
-            on_chunk(_host_floats(losses))
+            on_chunk(losses if hold else _host_floats(losses))
 
     def _run_general(
-        self, lrs: list[float], chunk: int, on_chunk: Callable[[list[float]], Any]
+        self,
+        lrs: list[float],
+        chunk: int,
+        on_chunk: Callable[[list[float]], Any],
+        quiet: QuietBound | None = None,
     ) -> None:
         """The steps of :meth:`run_chunks` with a scaler, autocast, accumulation or
-        ``batch_fn``."""
+        ``batch_fn``; every chunk is handed over (``quiet`` is not used)."""
         optimizer, scaler, accumulate = self.optimizer, self.scaler, self.accumulation_steps
         model = self.model
         for begin in range(0, len(lrs), chunk):

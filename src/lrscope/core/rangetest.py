@@ -13,7 +13,7 @@ from lrscope.core.confidence import broke_down
 from lrscope.core.progress import Progress
 from lrscope.core.ramp import lr_ramp
 from lrscope.core.result import RangeTestResult
-from lrscope.core.stopping import CurveMonitor
+from lrscope.core.stopping import QUIET_LOW, CurveMonitor
 from lrscope.core.trainer import NEEDS_EVALUATE, Trainer
 from lrscope.errors import DivergenceError, TrainerError, invalid
 
@@ -38,6 +38,31 @@ def _as_losses(values: object, expected: int) -> np.ndarray:
             f"got shape {losses.shape}"
         )
     return losses
+
+
+class QuietBound:
+    """What the range test tells a trainer that may hold quiet chunks back.
+
+    A trainer with ``holds_quiet_chunks = True`` and ``run_chunks`` gets it as a fourth
+    argument, ``run_chunks(lrs, chunk, on_chunk, quiet)``. While every loss of the chunks it
+    has not handed over yet is finite and inside ``[quiet.low, quiet.high]``, the test cannot
+    stop in them (:meth:`~lrscope.core.stopping.CurveMonitor.quiet_bound`), so the trainer may
+    keep stepping and hand several whole chunks over in one ``on_chunk`` call. It hands over
+    at the end of the first chunk with a loss outside, and at the end of the ramp. ``high`` is
+    updated after every hand-over (``-inf``: hand over every chunk).
+
+    Each hand-over of a small model's chunk costs several times its microbenchmark (the steps
+    in between evict the engine's code and data from the CPU caches), so a test that stops
+    late makes a few hand-overs instead of ~20. The recorded curve and the stop are those of a
+    chunk-by-chunk test whatever the trainer holds back: the engine cuts a hand-over at the
+    end of the chunk the test stopped in.
+    """
+
+    __slots__ = ("high", "low")
+
+    def __init__(self) -> None:
+        self.low = QUIET_LOW
+        self.high = -math.inf
 
 
 #: A test whose curve broke down is run again with this many times the steps (range_test's
@@ -187,39 +212,70 @@ def _one_test(
     meter = Progress(len(lrs), label, enabled=progress)
     total = int(lrs.size)
 
+    run_chunks = getattr(trainer, "run_chunks", None)
+    # A trainer that can read each loss as it comes (PyTorch on the CPU) may hold quiet
+    # chunks back and hand them over together; see Trainer's docstring and QuietBound.
+    quiet = (
+        QuietBound()
+        if evaluate is None
+        and callable(run_chunks)
+        and getattr(trainer, "holds_quiet_chunks", False)
+        else None
+    )
+
     def take(new: list[float]) -> bool:
-        """Record the next chunk's losses; True when the test should stop."""
-        expected = min(chunk, total - len(losses))
-        if type(new) is not list or len(new) != expected:
-            new = _as_losses(new, expected).tolist()
+        """Record the next chunk's losses (whole chunks, with ``quiet``); True when the test
+        should stop."""
+        before = len(losses)
+        left = total - before
+        if quiet is None:
+            expected = min(chunk, left)
+            if type(new) is not list or len(new) != expected:
+                new = _as_losses(new, expected).tolist()
+        elif type(new) is not list or not (
+            0 < len(new) <= left and (len(new) % chunk == 0 or len(new) == left)
+        ):
+            raise TrainerError(
+                f"Trainer.run_chunks must hand over whole chunks of {chunk} losses (or the "
+                f"last {left % chunk or chunk}) as a list of floats; got "
+                f"{len(new) if type(new) is list else type(new).__name__}"
+            )
         # smoothing and check_stop on the whole curve so far, without rescanning it
         new_smooth, reason, index = monitor.extend(new)
         losses.extend(new)
         smoothed.extend(new_smooth)
+        if reason == "diverged" and not stop_on_divergence:
+            # keep going past a divergence, but never past a non-finite loss
+            finite = np.isfinite(np.array(losses))
+            reason, index = (
+                ("completed", index) if finite.all() else ("non_finite", int(np.argmin(finite)))
+            )
+        if reason != "completed" and quiet is not None:
+            # Held-back chunks after the one the test stopped in were never to be run: the
+            # curve ends where a chunk-by-chunk test ends, whatever the trainer held back.
+            del losses[(index // chunk + 1) * chunk :], smoothed[(index // chunk + 1) * chunk :]
         done = len(losses)
         if evaluate is not None and eval_every and done % eval_every < len(new):
             val_step.append(done)
             val_loss.append(float(evaluate()))
         if progress:
-            meter.update(done, new[-1])
+            meter.update(done, losses[-1])
         if reason == "completed":
+            if quiet is not None:
+                quiet.high = monitor.quiet_bound()
             return False
-        if reason == "diverged" and not stop_on_divergence:
-            # keep going past a divergence, but never past a non-finite loss
-            finite = np.isfinite(np.array(losses))
-            if finite.all():
-                return False
-            reason, index = "non_finite", int(np.argmin(finite))
         stop.append((reason, index))
         return True
 
-    run_chunks = getattr(trainer, "run_chunks", None)
     began = time.perf_counter()
     snapshot = trainer.snapshot()
     try:
         if callable(run_chunks):
             # The trainer drives the chunks (fewer round trips); the same steps and losses.
-            run_chunks(lrs, chunk, take)
+            if quiet is None:
+                run_chunks(lrs, chunk, take)
+            else:
+                run_chunks(lrs, chunk, take, quiet)
             if not stop and len(losses) != lrs.size:
                 raise TrainerError(
                     f"Trainer.run_chunks returned after {len(losses)} of {lrs.size} steps "

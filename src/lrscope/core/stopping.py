@@ -15,6 +15,10 @@ STOP_REASONS = ("completed", "non_finite", "diverged", "interrupted")
 #: Raw losses of the first steps (tiny LRs, nothing learned yet) that measure the noise level.
 NOISE_WINDOW = 10
 
+#: The lowest raw loss :meth:`CurveMonitor.quiet_bound` vouches for: far from the overflow of
+#: the running average (a loss of -1e300 cannot make it non-finite).
+QUIET_LOW = -1e300
+
 
 def divergence_threshold(start: float, best: float, noise: float, diverge_factor: float) -> float:
     """The smoothed loss above which the test counts as diverged.
@@ -194,6 +198,41 @@ class CurveMonitor:
 
         self.smoother = RunningSmoother(beta)
         self.scan = StopScan(diverge_factor)
+
+    def quiet_bound(self) -> float:
+        """The highest raw loss the next steps may have, any number of them, with the test
+        certain not to stop: while every next loss is finite, at least :data:`QUIET_LOW` and
+        at most this, no smoothed value can cross the divergence threshold. ``-inf`` where no
+        such bound is known (the noise level not yet fixed, a stop already seen, a
+        ``diverge_factor`` below 1).
+
+        Why it holds: the debiased EMA after ``j`` more losses, each at most ``L``, is at most
+        ``(beta**j * a + (1 - beta**j) * L) / (1 - beta**(n + j))`` (``a`` the running average,
+        ``n`` the count), and the threshold ``best + f * max(start - best, floor)`` is, for
+        ``f >= 1``, never below its value at ``best = min(best, start - floor)``, however low
+        ``best`` goes. The largest ``L`` that keeps the first under the second for every ``j``
+        is the smaller of its ``j = 1`` and ``j -> inf`` values (the bound is monotone in
+        ``beta**j``); a relative margin of 1e-9 covers the rounding of many steps.
+        """
+        smoother, scan = self.smoother, self.scan
+        factor = scan.diverge_factor
+        if (
+            smoother.broken
+            or not scan._settled
+            or scan._final is not None
+            or scan._diverged is not None
+            or factor < 1.0
+        ):
+            return -math.inf
+        beta, average, count = smoother.beta, smoother.average, smoother.count
+        start, floor = scan._start, scan._floor
+        lowest = min(scan._best, start - floor)
+        threshold = lowest + factor * max(start - lowest, floor)
+        carried = threshold * beta**count + average
+        bound = min(threshold, (threshold - beta * carried) / (1.0 - beta))
+        scale = max(abs(threshold), abs(start), abs(lowest), abs(average), floor)
+        bound = min(bound - 1e-9 * scale, -QUIET_LOW)
+        return bound if math.isfinite(bound) else -math.inf
 
     def extend(self, raw: list[float]) -> tuple[list[float], str, int]:
         """Add the next raw losses (Python floats); return their smoothed values and what

@@ -20,7 +20,11 @@ class Trainer(Protocol):
     list of Python floats, one per step) and stopping after the chunk for which it returns
     True. The range test uses it when present: the trainer keeps its loop between chunks,
     which spares a small model the per-chunk round trips through ``run`` (see
-    :meth:`lrscope.adapters.torch.TorchTrainer.run_chunks`).
+    :meth:`lrscope.adapters.torch.TorchTrainer.run_chunks`). A trainer that also sets
+    ``holds_quiet_chunks = True`` is called ``run_chunks(lrs, chunk, on_chunk, quiet)`` when
+    nothing is evaluated between chunks, and may hand several whole chunks over in one call
+    while their losses stay inside the bound ``quiet`` gives
+    (:class:`lrscope.core.rangetest.QuietBound`); the recorded curve is the same.
     """
 
     def run(self, lrs: np.ndarray) -> np.ndarray:
