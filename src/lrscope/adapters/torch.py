@@ -508,7 +508,7 @@ class TorchTrainer:
                     raise
                 optimizer_step()
                 if hold:
-                    value = loss.detach().item()
+                    value = loss.item()  # (no detach needed: item() copies the value out)
                     append(value)
                     if not low <= value <= high:  # NaN too
                         loud = True
