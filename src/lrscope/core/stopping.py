@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from lrscope.core.numeric import std
+from lrscope.core.numeric import std, std_of_floats
 from lrscope.errors import invalid
 
 #: The ways a range test ends.
@@ -168,8 +168,7 @@ def _check_stop_lists(
     first_bad = next((i for i in range(n) if not (isfinite(raw[i]) and isfinite(smooth[i]))), n)
     if first_bad == 0:
         return ("non_finite", 0), _TINY
-    with np.errstate(over="ignore", invalid="ignore"):
-        noise = std(np.array(raw[: min(first_bad, NOISE_WINDOW)]))
+    noise = std_of_floats(raw[: min(first_bad, NOISE_WINDOW)])
     floor = max(noise if isfinite(noise) else 0.0, _TINY)
     start = best = smooth[0]
     for i in range(first_bad):
