@@ -237,6 +237,23 @@ class ChunkedQuadratic(Quadratic):
                 return
 
 
+def _same_tests(first, second, test_kwargs):
+    """The range test on two trainers (each restored exactly), whose results must be equal
+    bit for bit; returns both."""
+    results = []
+    for t in (first, second):
+        t.evaluate = lambda t=t: float(t.w**2)
+        before = t.snapshot()
+        with np.errstate(over="ignore", invalid="ignore"):  # the non_finite case overflows
+            results.append(range_test(t, start_lr=1e-3, **test_kwargs))
+        assert state_differences(before, t.snapshot()) == []
+    a, b = results
+    for name in ("lr", "loss", "smooth_loss", "val_step", "val_loss"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert (a.stop_reason, a.stop_step) == (b.stop_reason, b.stop_step)
+    return a, b
+
+
 @pytest.mark.parametrize(
     ("trainer_kwargs", "test_kwargs", "reason"),
     [
@@ -254,20 +271,10 @@ class ChunkedQuadratic(Quadratic):
 )
 def test_run_chunks_gives_bitwise_the_result_of_run(trainer_kwargs, test_kwargs, reason):
     plain, chunked = Quadratic(**trainer_kwargs), ChunkedQuadratic(**trainer_kwargs)
-    results = []
-    for t in (plain, chunked):
-        t.evaluate = lambda t=t: float(t.w**2)
-        before = t.snapshot()
-        with np.errstate(over="ignore", invalid="ignore"):  # the non_finite case overflows
-            results.append(range_test(t, start_lr=1e-3, **test_kwargs))
-        assert state_differences(before, t.snapshot()) == []
-    a, b = results
+    a, _ = _same_tests(plain, chunked, test_kwargs)
     assert a.stop_reason == reason
     assert chunked.chunks, "the engine did not use run_chunks"
     assert plain.calls == chunked.calls  # the same steps at the same LRs
-    for name in ("lr", "loss", "smooth_loss", "val_step", "val_loss"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    assert (a.stop_reason, a.stop_step) == (b.stop_reason, b.stop_step)
     if reason == "diverged":  # stopped at the end of the chunk that crossed the threshold
         assert a.n_steps < 100 and a.n_steps % 5 == 0 and a.stop_step >= a.n_steps - 5
 
@@ -317,18 +324,8 @@ def test_chunks_held_back_give_bitwise_the_chunk_by_chunk_result(greedy, test_kw
     cuts a hand-over at the end of the chunk the test stopped in (a greedy trainer only
     wastes the steps after it)."""
     plain, holding = Quadratic(), HoldingQuadratic(greedy=greedy)
-    results = []
-    for t in (plain, holding):
-        t.evaluate = lambda t=t: float(t.w**2)
-        before = t.snapshot()
-        with np.errstate(over="ignore", invalid="ignore"):  # the non_finite case overflows
-            results.append(range_test(t, start_lr=1e-3, **test_kwargs))
-        assert state_differences(before, t.snapshot()) == []
-    a, b = results
+    a, _ = _same_tests(plain, holding, test_kwargs)
     assert a.stop_reason == reason
-    for name in ("lr", "loss", "smooth_loss", "val_step", "val_loss"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    assert (a.stop_reason, a.stop_step) == (b.stop_reason, b.stop_step)
     if "eval_every" in test_kwargs:
         assert holding.handovers == []  # evaluating every k steps: nothing held back
     elif not greedy:

@@ -200,6 +200,10 @@ class TorchTrainer:
     replayed.
     """
 
+    #: run_chunks takes the range test's QuietBound: on the CPU the plain loop holds quiet
+    #: chunks back (lrscope.core.rangetest.QuietBound)
+    holds_quiet_chunks = True
+
     def __init__(
         self,
         model: Any,
@@ -359,9 +363,6 @@ class TorchTrainer:
         values = np.asarray(lrs, dtype=np.float64).reshape(-1).tolist()
         if values:
             self._steps(values, chunk, on_chunk, quiet)
-
-    #: run_chunks takes the range test's QuietBound (see there)
-    holds_quiet_chunks = True
 
     def _steps(
         self,

@@ -36,7 +36,11 @@ def pairwise_sum(values: list[float]) -> float:
     NumPy's pairwise summation (a plain loop below 8 values, 8 accumulators in blocks of up to
     128, halves above) added to the reduction's initial 0.0, in pure Python. Between a small
     model's training steps the first NumPy call costs tens of microseconds of cold caches; a
-    handful of floats does not need it."""
+    handful of floats does not need it.
+
+    >>> pairwise_sum([1e16, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -1e16])  # left to right: 0.0
+    6.0
+    """
     return 0.0 + _pairwise(values)  # (and so -0.0 sums to 0.0, as in NumPy)
 
 
