@@ -43,8 +43,8 @@ def lr_ramp(start_lr: float, end_lr: float, steps: int, mode: str = "exp") -> np
     first, last = (math.log10(start_lr), math.log10(end_lr)) if exp else (start_lr, end_lr)
     # np.logspace / np.linspace's own arithmetic (arange * step + first, the last point set
     # to ``last``), bit for bit (tests/core/test_ramp.py), without their Python-level
-    # argument handling: this runs at the start of every range test, where it cost ~3x the
-    # rest of the ramp's set-up on a small model.
+    # argument handling: this runs at the start of every range test (12 -> 6 us warm for
+    # 100 steps).
     grid = np.arange(int(steps), dtype=np.float64)
     delta, div = float(last) - float(first), int(steps) - 1
     if delta / div == 0.0:  # a step that underflows (subnormal LRs): NumPy's own order

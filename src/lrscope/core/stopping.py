@@ -158,9 +158,9 @@ def _check_stop_lists(
     smooth: list[float], raw: list[float], diverge_factor: float
 ) -> tuple[tuple[str, int], float]:
     """:func:`check_stop` on Python floats, and the noise floor it used: the same IEEE
-    operations in the same order (the same :func:`~lrscope.core.numeric.std` for the noise), so
-    the same answer bit for bit, without the dozen NumPy calls that cost more than a few
-    points' arithmetic."""
+    operations in the same order (:func:`~lrscope.core.numeric.std_of_floats`, the same value
+    as its :func:`~lrscope.core.numeric.std`, for the noise), so the same answer bit for bit,
+    without a NumPy call: this runs between the training steps."""
     n = len(raw)
     if n == 0:
         return ("completed", 0), _TINY
