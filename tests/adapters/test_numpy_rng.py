@@ -84,6 +84,27 @@ def test_restore_calls_set_state_only_when_the_state_changed(
     assert len(calls) == sets
 
 
+def test_the_views_follow_a_replaced_global_generator(monkeypatch):
+    """The ctypes arrays are made for one RandomState; if the global one is another object
+    (replaced, or its bit generator swapped), they are made again for it."""
+    np.random.seed(4)  # noqa: NPY002
+    first = numpy_rng.snapshot()
+    other = np.random.RandomState(8)
+    other.standard_normal()  # a cached Gaussian, unlike the global one
+    monkeypatch.setattr(np.random.mtrand, "_rand", other)
+    raw = numpy_rng._raw_state()
+    assert raw == numpy_rng._from_legacy(other.get_state()) != first
+    assert numpy_rng._views is not None and numpy_rng._views.rand is other
+    other._bit_generator = np.random.MT19937(9)
+    assert numpy_rng._raw_state() == numpy_rng._from_legacy(other.get_state())
+    assert numpy_rng._views.generator is other._bit_generator
+    # another RandomState over the same bit generator: same words, its own Gaussian cache
+    sharing = np.random.RandomState(other._bit_generator)
+    monkeypatch.setattr(np.random.mtrand, "_rand", sharing)
+    assert numpy_rng._raw_state() == numpy_rng._from_legacy(sharing.get_state())
+    assert numpy_rng._raw_state().has_gauss == 0 != numpy_rng._from_legacy(other.get_state())[1]
+
+
 def test_an_offset_that_does_not_read_the_global_state_is_not_trusted(fresh_probe, monkeypatch):
     """If the probe finds the wrong place (another layout), the check against get_state() on
     the global RNG refuses it and the public API is used instead."""

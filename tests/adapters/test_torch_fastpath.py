@@ -199,6 +199,51 @@ def test_list_subclass_batches_are_moved_and_kept_as_their_type():
     assert type(moved) is Batch and moved[0] is x  # already on the device: the same tensor
 
 
+@pytest.mark.torch
+@needs("torch")
+def test_host_copies_of_cpu_tensors_are_separate_exact_copies():
+    """The snapshot's copy of a CPU tensor (a clone on the usual path, ``detach().to()``
+    otherwise) has the same values bit for bit, dtype, shape and strides, shares no memory,
+    records no autograd history, and restores in place."""
+    torch = _torch()
+    from lrscope.adapters.torch import _restore_value, _to_host
+
+    base = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4) / 7
+    param = torch.nn.Parameter(torch.randn(3, 2))
+    tensors = {
+        "contiguous": base,
+        "transposed": base.transpose(0, 2),
+        "channels_last": torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last),
+        "bfloat16": base.to(torch.bfloat16),
+        "int64 counter": torch.tensor(7),
+        "bool mask": base > 1,
+        "parameter": param,  # requires grad: the detach path
+        "needs grad": param * 2,
+    }
+
+    def bits(t):
+        return t.detach().contiguous().reshape(-1).view(torch.uint8)
+
+    for name, tensor in tensors.items():
+        saved = _to_host(tensor)
+        copy = saved.tensor
+        assert saved.device == "cpu", name
+        assert (copy.dtype, copy.shape, copy.stride()) == (
+            tensor.dtype,
+            tensor.shape,
+            tensor.stride(),
+        ), name
+        assert not copy.requires_grad and copy.grad_fn is None, name
+        assert copy.untyped_storage().data_ptr() != tensor.untyped_storage().data_ptr(), name
+        assert torch.equal(bits(copy), bits(tensor)), name
+        if not tensor.requires_grad:
+            before = tensor.clone()
+            with torch.no_grad():
+                tensor.copy_(torch.ones_like(tensor))
+                assert _restore_value(tensor, saved) is tensor, name  # copied in place
+            assert torch.equal(tensor, before), name
+
+
 # -- the engine's incremental stop check -------------------------------------------------------
 values = st.one_of(
     st.floats(-1e3, 1e3),
