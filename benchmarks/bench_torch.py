@@ -20,7 +20,9 @@ thread per process. The table gives medians.
 
 Run from the repo root: ``.venv/bin/python benchmarks/bench_torch.py``; writes
 ``benchmarks/results/torch.md``. ``--smoke`` (tested): the linear regression, lrscope's two
-rows only, 3 repeats, a few seconds; ``--out`` writes the table elsewhere.
+rows only, 3 repeats, a few seconds; ``--out`` writes the table elsewhere; ``--tasks`` and
+``--finders`` (comma-separated) run a subset and ``--repeats N`` times N calls each, e.g.
+``--tasks linreg --finders lrscope --repeats 101`` to re-measure one row.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 RESULTS = ROOT / "benchmarks" / "results" / "torch.md"
 #: Timed calls per (finder, task). More on the fast tasks, where a few milliseconds of noise
 #: is several percent of a call; the interval in the table says how far that noise reaches.
-REPEATS = {"linreg": 41, "digits_mlp": 41, "digits_cnn": 21}
+REPEATS = {"linreg": 101, "digits_mlp": 61, "digits_cnn": 21}
 FINDERS = ("lrscope", "lrscope-adapter", "torch-lr-finder", "fastai", "lightning")
 TASKS = ("linreg", "digits_mlp", "digits_cnn")
 sys.path.insert(0, str(PEERS))
@@ -69,6 +71,28 @@ def run_one(finder: str, task: str, repeats: int) -> dict[str, object]:
     return json.loads(lines[-1])
 
 
+def _names(option: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """``--tasks``/``--finders``: a comma-separated subset of ``allowed``, in its order."""
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - set(allowed))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{option} must be a comma-separated subset of {','.join(allowed)}; got {text!r}"
+        )
+    return tuple(name for name in allowed if name in names)
+
+
+def _repeats(text: str) -> int:
+    """``--repeats``: an integer >= 3 (the interval needs a few pairs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 3:
+        raise argparse.ArgumentTypeError(f"--repeats must be an integer >= 3; got {text!r}")
+    return value
+
+
 def fmt_lr(value: object) -> str:
     return "none" if value is None else f"{float(value):.3g}"  # type: ignore[arg-type]
 
@@ -79,10 +103,25 @@ def main() -> None:
         "--smoke", action="store_true", help="linreg, lrscope's rows, 3 repeats (the test)"
     )
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS, help="the table's file")
+    parser.add_argument(
+        "--tasks",
+        type=lambda text: _names("--tasks", text, TASKS),
+        help=f"comma-separated subset of {','.join(TASKS)} (default: all)",
+    )
+    parser.add_argument(
+        "--finders",
+        type=lambda text: _names("--finders", text, FINDERS),
+        help=f"comma-separated subset of {','.join(FINDERS)} (default: all)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=_repeats,
+        help="timed calls per (finder, task) instead of REPEATS (an integer >= 3)",
+    )
     args = parser.parse_args()
-    task_names = ("linreg",) if args.smoke else TASKS
-    finders = FINDERS[:2] if args.smoke else FINDERS
-    repeats = {name: 3 if args.smoke else REPEATS[name] for name in task_names}
+    task_names = args.tasks or (("linreg",) if args.smoke else TASKS)
+    finders = args.finders or (FINDERS[:2] if args.smoke else FINDERS)
+    repeats = {name: args.repeats or (3 if args.smoke else REPEATS[name]) for name in task_names}
 
     import tasks  # benchmarks/peers/tasks.py
     import torch
@@ -139,6 +178,9 @@ def main() -> None:
             "1 torch thread per process",
             "- command: `.venv/bin/python benchmarks/bench_torch.py"
             + (" --smoke" if args.smoke else "")
+            + (f" --tasks {','.join(task_names)}" if args.tasks else "")
+            + (f" --finders {','.join(finders)}" if args.finders else "")
+            + (f" --repeats {args.repeats}" if args.repeats else "")
             + "` (peers from `.venv-bench`, made by `bash benchmarks/peers/setup.sh`)",
             "- tasks:",
             *task_lines,

@@ -51,6 +51,49 @@ def test_smoke_run_writes_a_table_whose_rows_parse_and_say_restored(tmp_path):
     assert float(rows["lrscope"][8].split("lrscope default ")[1].split(",")[0]) > 0
 
 
+def test_a_subset_of_finders_and_a_repeat_count_run_only_those_rows_and_say_so(tmp_path):
+    out = tmp_path / "torch.md"
+    command = ["benchmarks/bench_torch.py", "--smoke", "--finders", "lrscope", "--repeats", "4"]
+    command += ["--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "benchmarks/bench_torch.py --smoke --finders lrscope --repeats 4`" in text
+    assert "medians of 4 (linreg) repeats" in text
+    finders = [line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| ")]
+    assert finders == ["finder", "lrscope"]  # the header, then the one row
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [
+        ("--tasks", "linreg,resnet", "a comma-separated subset of "),
+        ("--finders", "", "a comma-separated subset of "),
+        ("--tasks", ",", "a comma-separated subset of "),
+        ("--repeats", "2", "an integer >= 3"),
+        ("--repeats", "many", "an integer >= 3"),
+    ],
+)
+def test_an_unknown_task_finder_or_repeat_count_is_refused_in_one_line(
+    tmp_path, option, value, allowed
+):
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_torch.py", option, value, "--out", str(tmp_path / "t")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and not (tmp_path / "t").exists()
+    assert f"{option} must be {allowed}" in done.stderr.splitlines()[-1]
+
+
 def test_breakdown_smoke_run_parts_add_up_and_the_losses_match_the_bare_loop(tmp_path):
     rows = smoke_rows("bench_torch_breakdown.py", tmp_path / "breakdown.md")
     (row,) = [cells for cells in rows if len(cells) == 11]  # the first table's linreg row
