@@ -9,7 +9,9 @@ without the engine (snapshot, the ramp's chunks, restore), to separate the two c
 Each (finder, task) runs in its own process (so peak RSS is that finder's, imports included):
 lrscope under this interpreter, the peers under ``.venv-bench`` (create it with
 ``bash benchmarks/peers/setup.sh`` or ``make bench-peers``; without it they are reported as
-"not installed"). In each process: one warm-up call, then ``REPEATS`` timed calls, each
+"not installed"); ``PROCESSES`` such processes per pair, their calls pooled (a process's
+memory layout alone moves a ratio by a few percent). In each process: one warm-up call, then
+``REPEATS`` timed calls, each
 paired with a bare PyTorch loop of the same number of steps (interleaved, so load on a shared
 machine hits both alike; which of the pair runs first alternates, and a ``gc.collect()``
 precedes every timed region, so neither pays for the other's garbage). Every call starts
@@ -21,8 +23,8 @@ thread per process. The table gives medians.
 Run from the repo root: ``.venv/bin/python benchmarks/bench_torch.py``; writes
 ``benchmarks/results/torch.md``. ``--smoke`` (tested): the linear regression, lrscope's two
 rows only, 3 repeats, a few seconds; ``--out`` writes the table elsewhere; ``--tasks`` and
-``--finders`` (comma-separated) run a subset and ``--repeats N`` times N calls each, e.g.
-``--tasks linreg --finders lrscope --repeats 101`` to re-measure one row.
+``--finders`` (comma-separated) run a subset, ``--processes`` and ``--repeats`` override
+PROCESSES and REPEATS, e.g. ``--tasks linreg --finders lrscope`` to re-measure one row.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import pathlib
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 
 from machine import cpu_model, median_interval  # benchmarks/machine.py
 
@@ -44,10 +47,42 @@ BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 RESULTS = ROOT / "benchmarks" / "results" / "torch.md"
 #: Timed calls per (finder, task). More on the fast tasks, where a few milliseconds of noise
 #: is several percent of a call; the interval in the table says how far that noise reaches.
-REPEATS = {"linreg": 101, "digits_mlp": 61, "digits_cnn": 21}
+REPEATS = {"linreg": 41, "digits_mlp": 31, "digits_cnn": 21}
+#: Processes per (finder, task), each with its own warm-up and REPEATS pairs, pooled. One
+#: process's ratios share its memory layout: on the Xeon, six runs of lrscope's linear
+#: regression row one after another gave medians from 1.03x to 1.07x with intervals that
+#: did not overlap, so a single process can read high or low. The table gives the pooled
+#: median and each process's median.
+PROCESSES = {"linreg": 5, "digits_mlp": 3, "digits_cnn": 2}
 FINDERS = ("lrscope", "lrscope-adapter", "torch-lr-finder", "fastai", "lightning")
 TASKS = ("linreg", "digits_mlp", "digits_cnn")
 sys.path.insert(0, str(PEERS))
+
+
+def run_pooled(finder: str, task: str, repeats: int, processes: int) -> dict[str, object]:
+    """:func:`run_one` in ``processes`` fresh processes, their pairs pooled; adds
+    ``process_ratios``, each process's median ratio."""
+    runs = [run_one(finder, task, repeats) for _ in range(processes)]
+    failed = [run for run in runs if "error" in run]
+    if failed:
+        return failed[0]
+    iterations = [run["iterations"] for run in runs]
+    if len(set(iterations)) > 1:  # type: ignore[arg-type]
+        return {"error": f"the processes took different numbers of steps: {iterations}"}
+    pooled = dict(runs[0])
+    for key in ("times", "bare_times"):
+        pooled[key] = [t for run in runs for t in run[key]]  # type: ignore[attr-defined]
+    pooled["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)  # type: ignore[type-var]
+    for key in ("weights_restored", "rng_restored"):
+        pooled[key] = all(run[key] for run in runs)
+    pooled["process_ratios"] = [
+        statistics.median(
+            t / b
+            for t, b in zip(run["times"], run["bare_times"], strict=True)  # type: ignore[call-overload]
+        )
+        for run in runs
+    ]
+    return pooled
 
 
 def run_one(finder: str, task: str, repeats: int) -> dict[str, object]:
@@ -82,15 +117,21 @@ def _names(option: str, text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for name in allowed if name in names)
 
 
-def _repeats(text: str) -> int:
-    """``--repeats``: an integer >= 3 (the interval needs a few pairs)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 3:
-        raise argparse.ArgumentTypeError(f"--repeats must be an integer >= 3; got {text!r}")
-    return value
+def _count(option: str, least: int) -> Callable[[str], int]:
+    """``--repeats``/``--processes``: an integer >= ``least``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(
+                f"{option} must be an integer >= {least}; got {text!r}"
+            )
+        return value
+
+    return parse
 
 
 def fmt_lr(value: object) -> str:
@@ -114,28 +155,36 @@ def main() -> None:
         help=f"comma-separated subset of {','.join(FINDERS)} (default: all)",
     )
     parser.add_argument(
+        "--processes",
+        type=_count("--processes", 1),
+        help="processes per (finder, task) instead of PROCESSES (an integer >= 1)",
+    )
+    parser.add_argument(
         "--repeats",
-        type=_repeats,
-        help="timed calls per (finder, task) instead of REPEATS (an integer >= 3)",
+        type=_count("--repeats", 3),
+        help="timed calls per process instead of REPEATS (an integer >= 3)",
     )
     args = parser.parse_args()
     task_names = args.tasks or (("linreg",) if args.smoke else TASKS)
     finders = args.finders or (FINDERS[:2] if args.smoke else FINDERS)
     repeats = {name: args.repeats or (3 if args.smoke else REPEATS[name]) for name in task_names}
+    processes = {
+        name: args.processes or (1 if args.smoke else PROCESSES[name]) for name in task_names
+    }
 
     import tasks  # benchmarks/peers/tasks.py
     import torch
 
     rows = [
         "| task | finder | iterations | wall s | bare loop s | ratio | ratio, 95% interval "
-        "| peak RSS MB | suggestion | weights restored | RNG restored |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|",
+        "| peak RSS MB | suggestion | weights restored | RNG restored | per-process ratios |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
     for task in task_names:
         for finder in finders:
-            out = run_one(finder, task, repeats[task])
+            out = run_pooled(finder, task, repeats[task], processes[task])
             if "error" in out:
-                rows.append(f"| {task} | {finder} | | | | | | | {out['error']} | | |")
+                rows.append(f"| {task} | {finder} | | | | | | | {out['error']} | | | |")
                 print(rows[-1], flush=True)
                 continue
             wall = statistics.median(out["times"])  # type: ignore[arg-type]
@@ -156,7 +205,9 @@ def main() -> None:
                 f"| {task} | {finder} | {out['iterations']} | {wall:.3f} | {bare:.3f} | "
                 f"{ratio:.2f}x | {low:.2f}-{high:.2f} | {out['peak_rss_mb']:.0f} | {suggestions} | "
                 f"{'yes' if out['weights_restored'] else 'NO'} | "
-                f"{'yes' if out['rng_restored'] else 'NO'} |"
+                f"{'yes' if out['rng_restored'] else 'NO'} | "
+                + " ".join(f"{r:.2f}" for r in sorted(out["process_ratios"]))  # type: ignore[attr-defined]
+                + " |"
             )
             print(rows[-1], flush=True)
     try:
@@ -180,13 +231,14 @@ def main() -> None:
             + (" --smoke" if args.smoke else "")
             + (f" --tasks {','.join(task_names)}" if args.tasks else "")
             + (f" --finders {','.join(finders)}" if args.finders else "")
+            + (f" --processes {args.processes}" if args.processes else "")
             + (f" --repeats {args.repeats}" if args.repeats else "")
             + "` (peers from `.venv-bench`, made by `bash benchmarks/peers/setup.sh`)",
             "- tasks:",
             *task_lines,
             "- wall s / bare loop s: medians of "
-            + ", ".join(f"{repeats[t]} ({t})" for t in task_names)
-            + " repeats after one warm-up; the bare "
+            + ", ".join(f"{processes[t]} x {repeats[t]} ({t})" for t in task_names)
+            + " repeats (processes x repeats, each process after one warm-up, pooled); the bare "
             "loop is the plain PyTorch loop (set the LR, zero_grad, forward, loss, backward, "
             "step) for the same number of steps, paired with each finder call (alternately "
             "before and after "
@@ -194,7 +246,10 @@ def main() -> None:
             "(finder call / its paired bare loop) (target for lrscope: <= 1.05x); its 95% "
             "interval: distribution-free, for the median of the pairs' ratios (order "
             "statistics, exact binomial coverage; `median_interval` in benchmarks/machine.py): "
-            "the ratios this shared machine's noise leaves possible",
+            "the ratios this shared machine's noise leaves possible (over the pooled pairs: it "
+            "does not cover the differences between processes); per-process ratios: each "
+            "process's median ratio, sorted (a process's memory layout alone moved the linear "
+            "regression's by several percent)",
             "- every timed call starts from the same weights and the same batch order (the "
             "loader's generator and the global RNGs are put back before it; the torch loaders "
             "then yield the bare loop's batches; fastai shuffles with its own loader)",

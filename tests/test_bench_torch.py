@@ -53,8 +53,8 @@ def test_smoke_run_writes_a_table_whose_rows_parse_and_say_restored(tmp_path):
 
 def test_a_subset_of_finders_and_a_repeat_count_run_only_those_rows_and_say_so(tmp_path):
     out = tmp_path / "torch.md"
-    command = ["benchmarks/bench_torch.py", "--smoke", "--finders", "lrscope", "--repeats", "4"]
-    command += ["--out", str(out)]
+    command = ["benchmarks/bench_torch.py", "--smoke", "--finders", "lrscope", "--processes", "2"]
+    command += ["--repeats", "4", "--out", str(out)]
     done = subprocess.run(
         [sys.executable, *command],
         cwd=ROOT,
@@ -64,10 +64,21 @@ def test_a_subset_of_finders_and_a_repeat_count_run_only_those_rows_and_say_so(t
     )
     assert done.returncode == 0, done.stderr
     text = out.read_text()
-    assert "benchmarks/bench_torch.py --smoke --finders lrscope --repeats 4`" in text
-    assert "medians of 4 (linreg) repeats" in text
+    assert "benchmarks/bench_torch.py --smoke --finders lrscope --processes 2 --repeats 4`" in text
+    assert "medians of 2 x 4 (linreg) repeats" in text
     finders = [line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| ")]
     assert finders == ["finder", "lrscope"]  # the header, then the one row
+    (row,) = [
+        [cell.strip() for cell in line.split("|")[1:-1]]
+        for line in text.splitlines()
+        if line.startswith("| linreg")
+    ]
+    per_process = [float(r) for r in row[11].split()]
+    low, high = (float(v) for v in row[6].split("-"))
+    assert len(per_process) == 2 and per_process == sorted(per_process)
+    # the pooled median lies between the two processes' medians
+    assert per_process[0] - 0.005 <= float(row[5].rstrip("x")) <= per_process[1] + 0.005
+    assert low <= float(row[5].rstrip("x")) <= high
 
 
 @pytest.mark.parametrize(
@@ -78,6 +89,7 @@ def test_a_subset_of_finders_and_a_repeat_count_run_only_those_rows_and_say_so(t
         ("--tasks", ",", "a comma-separated subset of "),
         ("--repeats", "2", "an integer >= 3"),
         ("--repeats", "many", "an integer >= 3"),
+        ("--processes", "0", "an integer >= 1"),
     ],
 )
 def test_an_unknown_task_finder_or_repeat_count_is_refused_in_one_line(
