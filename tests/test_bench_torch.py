@@ -129,3 +129,44 @@ def test_breakdown_smoke_run_parts_add_up_and_the_losses_match_the_bare_loop(tmp
     # the parts are a share of the whole find_lr call, not more
     assert snapshot + restore + suggest < float(row[3])
     assert row[10] == "yes"  # find_lr's steps gave the bare loop's losses bit for bit
+
+
+def test_pooled_processes_keep_every_pair_and_each_process_median(monkeypatch):
+    """run_pooled on made-up process outputs: every pair kept, the per-process medians, the
+    worst restore flag and peak RSS, and a stop that differs between processes shown as a
+    range; a failed process fails the row."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_torch
+
+    outputs = iter(
+        [
+            {
+                "iterations": 87,
+                "times": [1.1, 1.3, 1.2],
+                "bare_times": [1.0, 1.0, 1.0],
+                "peak_rss_mb": 300.0,
+                "weights_restored": True,
+                "rng_restored": True,
+            },
+            {
+                "iterations": 86,
+                "times": [2.0, 2.2, 2.1],
+                "bare_times": [2.0, 2.0, 2.0],
+                "peak_rss_mb": 310.0,
+                "weights_restored": True,
+                "rng_restored": False,
+            },
+        ]
+    )
+    monkeypatch.setattr(bench_torch, "run_one", lambda finder, task, repeats: next(outputs))
+    pooled = bench_torch.run_pooled("fastai", "linreg", 3, 2)
+    assert pooled["times"] == [1.1, 1.3, 1.2, 2.0, 2.2, 2.1]
+    assert pooled["bare_times"] == [1.0] * 3 + [2.0] * 3
+    assert pooled["process_ratios"] == pytest.approx([1.2, 1.05])
+    assert pooled["iterations"] == "86-87"
+    assert pooled["peak_rss_mb"] == 310.0
+    assert pooled["weights_restored"] is True and pooled["rng_restored"] is False
+
+    failing = iter([{"iterations": 90, "times": [1.0], "bare_times": [1.0]}, {"error": "boom"}])
+    monkeypatch.setattr(bench_torch, "run_one", lambda finder, task, repeats: next(failing))
+    assert bench_torch.run_pooled("lrscope", "linreg", 3, 2) == {"error": "boom"}

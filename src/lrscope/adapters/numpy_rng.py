@@ -14,9 +14,8 @@ part of a small model's snapshot); read as raw bytes the same state costs ~2 us:
 
 The two places are read through ctypes arrays made once per process at those addresses (kept
 with references to the objects that own the memory, and remade if either object is another):
-a copy of such an array costs a fraction of a ``ctypes.string_at`` call, which measured ~40%
-of the read between a small model's training steps. Only reads use raw memory; a state that
-changed is put back through ``np.random.set_state``.
+a copy of such an array skips the foreign-function call of each ``ctypes.string_at``. Only
+reads use raw memory; a state that changed is put back through ``np.random.set_state``.
 Where a read is not possible (another bit generator, another NumPy layout), the snapshot is
 ``np.random.get_state()`` and the restore always sets it, as before.
 """

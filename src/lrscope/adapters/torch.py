@@ -57,8 +57,7 @@ def _to_host(value: Any) -> Any:
         return value
     if kind is torch.Tensor and value.is_cpu and not value.requires_grad:
         # The usual case (state_dict() values, gradients on the CPU): the same copy as below
-        # without the detach and the device's name, measured ~40% of the copy of a small
-        # model's tensors between training steps.
+        # (strides, dtype, bits) without the detach and the device's name.
         return _HostTensor(value.clone(), "cpu")
     if isinstance(value, torch.Tensor):
         return _HostTensor(value.detach().to(_CPU, copy=True), str(value.device))
