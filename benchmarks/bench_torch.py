@@ -50,7 +50,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "torch.md"
 REPEATS = {"linreg": 41, "digits_mlp": 31, "digits_cnn": 21}
 #: Processes per (finder, task), each with its own warm-up and REPEATS pairs, pooled. One
 #: process's ratios share its memory layout and its minutes of the machine's load: on the
-#: Xeon, six runs of lrscope's linear regression row one after another gave medians from
+#: Xeon, five runs of lrscope's linear regression row one after another gave medians from
 #: 1.03x to 1.07x with intervals that did not overlap, so a single process can read high or
 #: low. The table gives the pooled median and each process's median.
 PROCESSES = {"linreg": 5, "digits_mlp": 3, "digits_cnn": 2}
