@@ -14,15 +14,20 @@ pytestmark = [pytest.mark.torch, needs("torch")]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def smoke_rows(script: str, out: Path) -> list[list[str]]:
-    """Run ``benchmarks/<script> --smoke``; the cells of its table's linreg rows."""
-    done = subprocess.run(
-        [sys.executable, f"benchmarks/{script}", "--smoke", "--out", str(out)],
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``benchmarks/<script> args...`` from the repo root, its output captured."""
+    return subprocess.run(
+        [sys.executable, f"benchmarks/{script}", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def smoke_rows(script: str, out: Path) -> list[list[str]]:
+    """Run ``benchmarks/<script> --smoke``; the cells of its table's linreg rows."""
+    done = run_script(script, "--smoke", "--out", str(out))
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     assert f"- command: `.venv/bin/python benchmarks/{script} --smoke`" in text
@@ -53,15 +58,8 @@ def test_smoke_run_writes_a_table_whose_rows_parse_and_say_restored(tmp_path):
 
 def test_a_subset_of_finders_and_a_repeat_count_run_only_those_rows_and_say_so(tmp_path):
     out = tmp_path / "torch.md"
-    command = ["benchmarks/bench_torch.py", "--smoke", "--finders", "lrscope", "--processes", "2"]
-    command += ["--repeats", "4", "--out", str(out)]
-    done = subprocess.run(
-        [sys.executable, *command],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    options = ["--smoke", "--finders", "lrscope", "--processes", "2", "--repeats", "4"]
+    done = run_script("bench_torch.py", *options, "--out", str(out))
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     assert "benchmarks/bench_torch.py --smoke --finders lrscope --processes 2 --repeats 4`" in text
@@ -95,13 +93,7 @@ def test_a_subset_of_finders_and_a_repeat_count_run_only_those_rows_and_say_so(t
 def test_an_unknown_task_finder_or_repeat_count_is_refused_in_one_line(
     tmp_path, option, value, allowed
 ):
-    done = subprocess.run(
-        [sys.executable, "benchmarks/bench_torch.py", option, value, "--out", str(tmp_path / "t")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_script("bench_torch.py", option, value, "--out", str(tmp_path / "t"))
     assert done.returncode == 2 and not (tmp_path / "t").exists()
     assert f"{option} must be {allowed}" in done.stderr.splitlines()[-1]
 
@@ -138,24 +130,20 @@ def test_pooled_processes_keep_every_pair_and_each_process_median(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import bench_torch
 
+    def process(steps, times, bare, rss, rng_restored):
+        return {
+            "iterations": steps,
+            "times": times,
+            "bare_times": bare,
+            "peak_rss_mb": rss,
+            "weights_restored": True,
+            "rng_restored": rng_restored,
+        }
+
     outputs = iter(
         [
-            {
-                "iterations": 87,
-                "times": [1.1, 1.3, 1.2],
-                "bare_times": [1.0, 1.0, 1.0],
-                "peak_rss_mb": 300.0,
-                "weights_restored": True,
-                "rng_restored": True,
-            },
-            {
-                "iterations": 86,
-                "times": [2.0, 2.2, 2.1],
-                "bare_times": [2.0, 2.0, 2.0],
-                "peak_rss_mb": 310.0,
-                "weights_restored": True,
-                "rng_restored": False,
-            },
+            process(87, [1.1, 1.3, 1.2], [1.0, 1.0, 1.0], 300.0, True),
+            process(86, [2.0, 2.2, 2.1], [2.0, 2.0, 2.0], 310.0, False),
         ]
     )
     monkeypatch.setattr(bench_torch, "run_one", lambda finder, task, repeats: next(outputs))
