@@ -11,12 +11,11 @@ lrscope under this interpreter, the peers under ``.venv-bench`` (create it with
 ``bash benchmarks/peers/setup.sh`` or ``make bench-peers``; without it they are reported as
 "not installed"); ``PROCESSES`` such processes per pair, their calls pooled (one process's
 ratio can sit a few percent off the others'). In each process: one warm-up call, then
-``REPEATS`` timed calls, each
-paired with a bare PyTorch loop of the same number of steps (interleaved, so load on a shared
-machine hits both alike; which of the pair runs first alternates, and a ``gc.collect()``
-precedes every timed region, so neither pays for the other's garbage). Every call starts
-from the same weights and batch order. A finder's timed call
-includes its default suggestion (lrscope: ``result.suggest()``); lrscope's second rule in the
+``REPEATS`` timed calls, each paired with a bare PyTorch loop of the same number of steps
+(interleaved, so load on a shared machine hits both alike; which of the pair runs first
+alternates, and a ``gc.collect()`` precedes every timed region, so neither pays for the
+other's garbage). Every call starts from the same weights and batch order. A finder's timed
+call includes its default suggestion (lrscope: ``result.suggest()``); lrscope's second rule in the
 table (valley) is computed outside the timing, since no peer computes an extra rule. One torch
 thread per process. The table gives medians.
 
@@ -45,7 +44,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PEERS = ROOT / "benchmarks" / "peers"
 BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 RESULTS = ROOT / "benchmarks" / "results" / "torch.md"
-#: Timed calls per (finder, task). More on the fast tasks, where a few milliseconds of noise
+#: Timed calls per process. More on the fast tasks, where a few milliseconds of noise
 #: is several percent of a call; the interval in the table says how far that noise reaches.
 REPEATS = {"linreg": 41, "digits_mlp": 31, "digits_cnn": 21}
 #: Processes per (finder, task), each with its own warm-up and REPEATS pairs, pooled. One
